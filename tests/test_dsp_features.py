@@ -1,0 +1,146 @@
+"""Batch features vs librosa 0.11, and the stream vs the batch functions, on real speech and synthetic signals."""
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+import dsp
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+KW = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=64, fmin=0.0, fmax=8000.0)
+CLIPS = ["ravdess/Actor_01/03-01-05-02-01-01-01.flac", "ravdess/Actor_02/03-01-04-01-02-02-02.flac",
+         "tess/YAF_fear/YAF_bath_fear.flac"]
+
+
+def _speech(rel):
+    path = DATA / rel
+    if not path.exists():
+        pytest.fail(f"corpus file missing: {path} (../shared/data must sit beside the project)")
+    y, sr = sf.read(path, dtype="float32")
+    assert sr == 16000
+    return y
+
+
+def _synthetic():
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 2) / 16000
+    chirp = np.sin(2 * np.pi * (100 + 1800 * t) * t)
+    tone = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 8))
+    noise = rng.standard_normal(t.size) * 0.1
+    return [(0.5 * chirp).astype(np.float32), (0.2 * tone).astype(np.float32), noise.astype(np.float32)]
+
+
+SIGNALS = [pytest.param(rel, id=Path(rel).stem) for rel in CLIPS] + [pytest.param(i, id=f"synth{i}") for i in range(3)]
+
+
+def _signal(key):
+    return _speech(key) if isinstance(key, str) else _synthetic()[key]
+
+
+@pytest.mark.parametrize("key", SIGNALS)
+def test_melspectrogram_matches_librosa(key):
+    y = _signal(key)
+    ours = dsp.melspectrogram(y, **KW)
+    ref = librosa.feature.melspectrogram(y=y, **KW)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("key", SIGNALS)
+def test_mfcc_matches_librosa(key):
+    y = _signal(key)
+    ours = dsp.mfcc(y, n_mfcc=20, **KW)
+    ref = librosa.feature.mfcc(y=y, n_mfcc=20, **KW)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-3
+
+
+def test_librosa_defaults_match():
+    y = _speech(CLIPS[0])
+    assert np.abs(dsp.melspectrogram(y) - librosa.feature.melspectrogram(y=y)).max() <= 1e-4 * np.abs(
+        librosa.feature.melspectrogram(y=y)).max()
+    assert np.abs(dsp.mfcc(y) - librosa.feature.mfcc(y=y)).max() <= 1e-3
+    assert np.allclose(dsp.log_mel(y, **KW), librosa.power_to_db(librosa.feature.melspectrogram(y=y, **KW)),
+                       atol=1e-3)
+
+
+def test_magnitude_power_and_no_center():
+    y = _synthetic()[0]
+    for power, center in [(1.0, True), (2.0, False)]:
+        ref = librosa.feature.melspectrogram(y=y, power=power, center=center, **KW)
+        ours = dsp.melspectrogram(y, power=power, center=center, **KW)
+        assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_delta_matches_librosa():
+    m = dsp.mfcc(_speech(CLIPS[1]), **KW)
+    for order in (1, 2):
+        assert np.allclose(dsp.delta(m, order=order), librosa.feature.delta(m, order=order), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stream_equals_batch_for_random_blocks(seed):
+    y = _speech(CLIPS[seed % len(CLIPS)])
+    cfg = dsp.FeatureConfig()
+    rng = np.random.default_rng(seed)
+    fx = dsp.StreamingFeatures(cfg)
+    logs, mfccs, starts, i = [], [], [], 0
+    while i < y.size:
+        # Mix of tiny and large blocks, 1 sample to 1 s, so both ends of the buffering are exercised.
+        n = int(rng.integers(1, 40)) if rng.random() < 0.3 else int(rng.integers(1, cfg.sr + 1))
+        frames = fx.push(y[i : i + n])
+        starts.append((frames.start, frames.n))
+        logs.append(frames.log_mel)
+        mfccs.append(frames.mfcc)
+        i += n
+    log_s, mfcc_s = np.concatenate(logs, axis=1), np.concatenate(mfccs, axis=1)
+    log_b = dsp.log_mel(y, center=False, top_db=None, **KW)
+    mfcc_b = dsp.mfcc(y, n_mfcc=20, center=False, top_db=None, **KW)
+    assert log_s.shape == log_b.shape and mfcc_s.shape == mfcc_b.shape
+    assert np.abs(log_s - log_b).max() <= 1e-5
+    assert np.abs(mfcc_s - mfcc_b).max() <= 1e-5
+    # Frame numbering is contiguous: each push starts where the previous one ended.
+    expect = 0
+    for start, n in starts:
+        assert start == expect
+        expect += n
+
+
+def test_stream_reset_restarts():
+    y = _synthetic()[1]
+    fx = dsp.StreamingFeatures()
+    first = fx.push(y)
+    fx.reset()
+    again = fx.push(y)
+    assert again.start == 0 and np.array_equal(first.log_mel, again.log_mel)
+
+
+def test_stream_power_is_frame_energy():
+    y = (0.5 * np.ones(16000)).astype(np.float32)
+    silence = np.zeros(16000, dtype=np.float32)
+    fx = dsp.StreamingFeatures()
+    loud, quiet = fx.push(y).power, fx.push(silence).power
+    assert loud.min() > 1.0 and quiet[-10:].max() == 0.0
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (np.zeros((2, 100), dtype=np.float32), "mono"),
+    (np.zeros(1000, dtype=np.int16), "floating"),
+    (np.array([0.0, np.nan] * 400, dtype=np.float32), "NaN"),
+])
+def test_bad_input_raises_value_error(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        dsp.melspectrogram(bad, **KW)
+    with pytest.raises(ValueError, match=msg):
+        dsp.StreamingFeatures().push(bad)
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="win_length"):
+        dsp.FeatureConfig(win_length=1024)
+    with pytest.raises(ValueError, match="fmax"):
+        dsp.FeatureConfig(fmax=9000.0)
+    with pytest.raises(ValueError, match="shorter than n_fft"):
+        dsp.melspectrogram(np.zeros(100, dtype=np.float32), center=False, **KW)

@@ -35,6 +35,15 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np
 
 
 @lru_cache(maxsize=16)
+def _mel_bands(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per mel band, the [lo, hi) range of FFT bins where its triangle is non-zero."""
+    nz = _mel_basis(sr, n_fft, n_mels, fmin, fmax) != 0
+    lo = np.where(nz.any(axis=1), nz.argmax(axis=1), 0).astype(np.int64)
+    hi = np.where(nz.any(axis=1), nz.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+    return lo, hi
+
+
+@lru_cache(maxsize=16)
 def _window(n_fft: int, win_length: int) -> np.ndarray:
     """Periodic Hann of win_length, zero-padded to n_fft around the centre (librosa.util.pad_center)."""
     win = scipy.signal.get_window("hann", win_length, fftbins=True)
@@ -76,7 +85,8 @@ def _mel_and_power(y, *, sr, n_fft, hop_length, win_length, n_mels, fmin, fmax, 
     n_frames = 1 + (y64.shape[0] - n_fft) // hop_length
     out_mel = np.empty((n_frames, n_mels))
     out_pow = np.empty(n_frames)
-    _mel_power_frames(y64, hop_length, _window(n_fft, win_length), _mel_basis(sr, n_fft, n_mels, float(fmin), fmax),
+    key = (sr, n_fft, n_mels, float(fmin), fmax)
+    _mel_power_frames(y64, hop_length, _window(n_fft, win_length), _mel_basis(*key), *_mel_bands(*key),
                       float(power), out_mel, out_pow)
     return out_mel, out_pow
 

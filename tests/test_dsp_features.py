@@ -144,3 +144,26 @@ def test_bad_config_raises():
         dsp.FeatureConfig(fmax=9000.0)
     with pytest.raises(ValueError, match="shorter than n_fft"):
         dsp.melspectrogram(np.zeros(100, dtype=np.float32), center=False, **KW)
+
+
+def test_windows_cover_the_last_frames_at_each_hop():
+    from dsp.windows import FrameWindower, clip_windows
+
+    y = _speech(CLIPS[0])
+    cfg = dsp.FeatureConfig()
+    log_b = dsp.log_mel(y, center=False, top_db=None, **KW)
+    wins = clip_windows(y, config=cfg, window_ms=1000, hop_ms=100, min_window_ms=300)
+    assert [w.end_frame + 1 for w in wins] == list(range(30, log_b.shape[1] + 1, 10))
+    for w in wins:
+        lo = max(0, w.end_frame + 1 - 100)
+        assert np.array_equal(w.log_mel, log_b[:, lo : w.end_frame + 1])
+        assert w.t_end == pytest.approx((w.end_frame * 160 + 512) / 16000)
+    # Pushing frames in odd-sized pieces yields identical windows.
+    fx, win = dsp.StreamingFeatures(cfg), FrameWindower(cfg, window_ms=1000, hop_ms=100, min_window_ms=300)
+    rng, i, got = np.random.default_rng(3), 0, []
+    while i < y.size:
+        n = int(rng.integers(1, 5000))
+        got += win.push(fx.push(y[i : i + n]))
+        i += n
+    assert len(got) == len(wins)
+    assert all(np.array_equal(a.mfcc, b.mfcc) and a.end_frame == b.end_frame for a, b in zip(got, wins))

@@ -1,0 +1,97 @@
+"""Overlapping analysis windows over the stream's frames: the one path that training crops and live audio take."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import FeatureConfig
+from .stream import FeatureFrames, StreamingFeatures
+
+
+@dataclass(frozen=True)
+class Window:
+    """The most recent frames of the stream at one hop.
+
+    end_frame: index of the last frame (inclusive); t_end: stream seconds of the window's last sample;
+    log_mel: (n_mels, n), mfcc: (n_mfcc, n), power: (n,) with n <= window frames (shorter at stream start).
+    """
+
+    end_frame: int
+    t_end: float
+    log_mel: np.ndarray
+    mfcc: np.ndarray
+    power: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.power.shape[0])
+
+
+class FrameWindower:
+    """Push frames, get a Window every ``hop_ms`` covering the last ``window_ms`` of frames.
+
+    Frames are kept in a doubled ring (each frame written twice, ``W`` apart) so the newest W frames are
+    always one contiguous slice: no reordering copy per hop. Windows shorter than ``min_window_ms`` (the
+    stream's first moments) are not emitted.
+    """
+
+    def __init__(self, config: FeatureConfig = FeatureConfig(), *, window_ms: float = 2000.0,
+                 hop_ms: float = 100.0, min_window_ms: float = 500.0):
+        frame_ms = 1000.0 * config.hop_length / config.sr
+        if window_ms < frame_ms or hop_ms < frame_ms:
+            raise ValueError(f"window_ms and hop_ms must be at least one frame ({frame_ms:g} ms)")
+        if min_window_ms > window_ms:
+            raise ValueError("min_window_ms cannot exceed window_ms")
+        self.config = config
+        self.window_frames = int(round(window_ms / frame_ms))
+        self.hop_frames = int(round(hop_ms / frame_ms))
+        self.min_frames = max(1, int(round(min_window_ms / frame_ms)))
+        w = self.window_frames
+        self._log = np.zeros((2 * w, config.n_mels), dtype=np.float32)
+        self._mfcc = np.zeros((2 * w, config.n_mfcc), dtype=np.float32)
+        self._power = np.zeros(2 * w, dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self._count = 0  # frames seen
+
+    def _store(self, frames: FeatureFrames, j: int) -> None:
+        w = self.window_frames
+        pos = self._count % w
+        for buf, src in ((self._log, frames.log_mel[:, j]), (self._mfcc, frames.mfcc[:, j])):
+            buf[pos] = src
+            buf[pos + w] = src
+        self._power[pos] = self._power[pos + w] = frames.power[j]
+        self._count += 1
+
+    def _window(self) -> Window:
+        c, w = self.config, self.window_frames
+        n = min(self._count, w)
+        end = (self._count - 1) % w + w + 1  # one past the newest frame's second copy
+        last = self._count - 1
+        return Window(end_frame=last, t_end=(last * c.hop_length + c.n_fft) / c.sr,
+                      log_mel=self._log[end - n : end].T.copy(), mfcc=self._mfcc[end - n : end].T.copy(),
+                      power=self._power[end - n : end].copy())
+
+    def push(self, frames: FeatureFrames) -> list[Window]:
+        """Store frames; return the windows whose hop boundary they reach (oldest first)."""
+        if frames.start != self._count:
+            raise ValueError(f"frames out of order: expected frame {self._count}, got {frames.start}")
+        out = []
+        for j in range(frames.n):
+            self._store(frames, j)
+            if self._count % self.hop_frames == 0 and self._count >= self.min_frames:
+                out.append(self._window())
+        return out
+
+
+def clip_windows(y, *, config: FeatureConfig = FeatureConfig(), window_ms: float = 2000.0,
+                 hop_ms: float = 100.0, min_window_ms: float = 500.0) -> list[Window]:
+    """All windows of a whole signal, through the streaming extractor (the live path).
+
+    A clip shorter than the window but longer than ``min_window_ms`` yields windows over what it has.
+    """
+    fx = StreamingFeatures(config)
+    win = FrameWindower(config, window_ms=window_ms, hop_ms=hop_ms, min_window_ms=min_window_ms)
+    return win.push(fx.push(y))

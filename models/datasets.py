@@ -1,0 +1,106 @@
+"""Loaders for the original RAVDESS (speech) and TESS layouts; the corpus root is always an argument.
+
+RAVDESS: ``Actor_NN/03-01-EE-II-SS-RR-AA.{wav,flac}``; TESS: ``<SPK>_<emotion>/<SPK>_<word>_<emotion>.{wav,flac}``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .labels import ravdess_emotion, ravdess_gender, ravdess_intensity, tess_emotion
+
+__all__ = ["Utterance", "iter_ravdess", "iter_tess", "load_corpora", "detect_corpus"]
+
+AUDIO_EXTS = (".wav", ".flac")
+_RAVDESS_RE = re.compile(r"^03-01-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_TESS_RE = re.compile(r"^([A-Za-z]+)_([A-Za-z']+)_([A-Za-z]+)$")
+# TESS's two speakers are both women (Pichora-Fuller & Dupuis 2020).
+_TESS_GENDER = {"OAF": "female", "YAF": "female"}
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One labelled clip. emotion is a name in labels.EMOTIONS or None (gender-only corpora)."""
+
+    path: Path
+    corpus: str
+    speaker: str
+    gender: str
+    emotion: str | None
+    intensity: str | None = None
+
+
+def _audio_files(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in AUDIO_EXTS)
+
+
+def iter_ravdess(root: str | Path) -> Iterator[Utterance]:
+    """Speech clips (modality 03, vocal channel 01) under root/Actor_NN/. Other files are ignored."""
+    for path in _audio_files(Path(root), "Actor_*/*"):
+        m = _RAVDESS_RE.match(path.stem)
+        if not m:
+            continue
+        emo, inten, _stmt, _rep, actor = m.groups()
+        a = int(actor)
+        yield Utterance(path=path, corpus="ravdess", speaker=f"ravdess_{a:02d}", gender=ravdess_gender(a),
+                        emotion=ravdess_emotion(emo), intensity=ravdess_intensity(inten))
+
+
+def iter_tess(root: str | Path) -> Iterator[Utterance]:
+    """Clips under root/<SPK>_<emotion>/ named <SPK>_<word>_<emotion>."""
+    for path in _audio_files(Path(root), "*_*/*"):
+        m = _TESS_RE.match(path.stem)
+        if not m:
+            continue
+        spk, _word, emo = m.groups()
+        spk = spk.upper()
+        if spk not in _TESS_GENDER:
+            raise ValueError(f"unknown TESS speaker {spk!r} in {path} (expected OAF or YAF)")
+        yield Utterance(path=path, corpus="tess", speaker=f"tess_{spk}", gender=_TESS_GENDER[spk],
+                        emotion=tess_emotion(emo))
+
+
+def detect_corpus(root: str | Path) -> str | None:
+    """'ravdess', 'tess' or None, from the folder layout directly under root."""
+    root = Path(root)
+    if any(root.glob("Actor_[0-9]*")):
+        return "ravdess"
+    if any(p.is_dir() and p.name[:3].upper() in _TESS_GENDER for p in root.glob("*_*")):
+        return "tess"
+    return None
+
+
+_LOADERS = {"ravdess": iter_ravdess, "tess": iter_tess}
+
+
+def _load_dir(root: Path) -> list[Utterance]:
+    kind = detect_corpus(root)
+    if kind is not None:
+        return list(_LOADERS[kind](root))
+    # A parent holding ravdess/ and/or tess/ (and maybe other recognised folders).
+    out = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        sub_kind = detect_corpus(sub)
+        if sub_kind is not None:
+            out.extend(_LOADERS[sub_kind](sub))
+    return out
+
+
+def load_corpora(dirs: Iterable[str | Path]) -> list[Utterance]:
+    """All utterances under the given dirs (each a corpus root, or a parent of corpus roots).
+
+    Raises FileNotFoundError for a missing dir and ValueError for a dir with no recognised clips.
+    """
+    out: list[Utterance] = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise FileNotFoundError(f"corpus dir not found: {root}")
+        utts = _load_dir(root)
+        if not utts:
+            raise ValueError(f"no RAVDESS (Actor_NN/03-01-*.wav|flac) or TESS (<SPK>_<emotion>/*.wav|flac) "
+                             f"clips found under {root}")
+        out.extend(utts)
+    return out

@@ -1,0 +1,88 @@
+"""The training recipe (one frozen dataclass) and the steps shared by evaluate and train:
+online speaker normalisation as it runs live, classifier fitting, clip aggregation."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .featurize import Augment
+
+__all__ = ["Recipe", "online_normalise", "fit_classifier", "clip_probs"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides a trained model besides the data and the seed."""
+
+    window_ms: float = 2000.0
+    hop_ms: float = 100.0
+    norm: str = "speaker_mean"        # "none" | "speaker_mean" (dsp.pooling.OnlineNorm)
+    norm_prior_count: float = 20.0
+    classifier: str = "mlp"           # "logreg" | "mlp"
+    hidden: tuple[int, ...] = (256,)
+    alpha: float = 1e-3
+    max_iter: int = 60
+    c_logreg: float = 0.1
+    train_stride: int = 2             # use every k-th training window (neighbours overlap by 95%)
+    augs: tuple[Augment, ...] = (Augment(),)
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+
+def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarray, prior_mean: np.ndarray,
+                     *, prior_count: float, rng: np.random.Generator) -> np.ndarray:
+    """What dsp.pooling.OnlineNorm does live, for every speaker session at once.
+
+    Each speaker's clips are visited in a random order, windows in time order; every window is normalised
+    with the statistics of the windows seen so far in that session, itself included (update, then transform).
+    x (N, D), clip (N,) clip ids, speaker_of_clip (n_clips,) -> (N, D) float32.
+    """
+    out = np.empty_like(x, dtype=np.float32)
+    spk = speaker_of_clip[clip]
+    mu = prior_mean.astype(np.float64)
+    for s in np.unique(spk):
+        idx = np.flatnonzero(spk == s)
+        clips = np.unique(clip[idx])
+        rank = np.empty(clips.max() + 1, np.int64)
+        rank[rng.permutation(clips)] = np.arange(len(clips))
+        # stable sort keeps the time order of windows inside a clip
+        order = idx[np.argsort(rank[clip[idx]], kind="stable")]
+        xs = x[order].astype(np.float64)
+        csum = np.cumsum(xs, axis=0)
+        n = np.arange(1, len(order) + 1)[:, None]
+        m = (csum + prior_count * mu) / (n + prior_count)
+        out[order] = (xs - m + mu).astype(np.float32)
+    return out
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray, recipe: Recipe, *, seed: int):
+    """A StandardScaler + classifier Pipeline fitted on window vectors x (N, D) with integer labels y (N,)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if recipe.classifier == "logreg":
+        clf = LogisticRegression(C=recipe.c_logreg, max_iter=500, class_weight="balanced")
+    elif recipe.classifier == "mlp":
+        clf = MLPClassifier(hidden_layer_sizes=recipe.hidden, alpha=recipe.alpha, max_iter=recipe.max_iter,
+                            batch_size=256, learning_rate_init=1e-3, early_stopping=False, random_state=seed)
+    else:
+        raise ValueError(f"unknown classifier {recipe.classifier!r} (expected 'logreg' or 'mlp')")
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return make_pipeline(StandardScaler(), clf).fit(x, y)
+
+
+def clip_probs(window_probs: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of window probabilities per clip. -> (clip ids (k,), probs (k, C))."""
+    ids, inv = np.unique(clip, return_inverse=True)
+    sums = np.zeros((len(ids), window_probs.shape[1]))
+    np.add.at(sums, inv, window_probs)
+    counts = np.bincount(inv, minlength=len(ids))[:, None]
+    return ids, sums / counts

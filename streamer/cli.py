@@ -1,0 +1,316 @@
+"""`emotion-monitor`: the command line. Each subcommand is a small function; errors are one line, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+from . import __version__
+
+_EPILOG = "With no subcommand, `live` runs. Every subcommand has its own --help."
+
+
+def _err(msg: str) -> None:
+    print(f"emotion-monitor: error: {msg}", file=sys.stderr)
+
+
+# -- shared options -----------------------------------------------------------------------------------------
+def _pipeline_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("analysis")
+    g.add_argument("--window-ms", type=float, default=None, help="analysis window (default: the model's, 2000)")
+    g.add_argument("--hop-ms", type=float, default=None, help="update interval (default: the model's, 100)")
+    g.add_argument("--tau", type=float, default=0.5, metavar="SECONDS",
+                   help="time constant of emotion smoothing (default 0.5 s)")
+    g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
+    g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+
+
+def _build_pipeline(args, *, source: str, live: bool):
+    from .pipeline import PipelineConfig
+    from .runner import load_models, make_pipeline
+
+    models = load_models(args.emotion_model, args.gender_model)
+    meta = models[0].metadata
+    window_ms = args.window_ms or float(meta.get("window_ms", 2000.0))
+    hop_ms = args.hop_ms or float(meta.get("hop_ms", 100.0))
+    cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau,
+                         max_windows_per_push=1 if live else 0)
+    return make_pipeline(models, source=source, config=cfg)
+
+
+# -- live ---------------------------------------------------------------------------------------------------
+def _add_live(sub) -> None:
+    p = sub.add_parser("live", help="monitor the microphone (demo stream if there is none) with a live dashboard",
+                       description="Monitor an input device live. Without any input device the bundled, clearly "
+                                   "labelled demo stream plays instead (unless --no-demo).")
+    p.add_argument("--device", default=None, help="input device index or name substring (see `devices`)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--demo", action="store_true", help="use the bundled demo stream even if a mic exists")
+    src.add_argument("--no-demo", action="store_true", help="fail instead of falling back to the demo stream")
+    p.add_argument("--no-ui", action="store_true", help="no dashboard (for machines); combine with --jsonl")
+    p.add_argument("--jsonl", action="store_true", help="print one JSON event per hop on stdout")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop cleanly after this long")
+    p.add_argument("--record-session", default=None, metavar="FILE.wav", help="also write the monitored audio")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_live)
+
+
+def cmd_live(args) -> int:
+    from .runner import open_live_source, run
+
+    messages = []
+    source, kind = open_live_source(device=args.device, demo=True if args.demo else (False if args.no_demo else None),
+                                    on_message=lambda m: (messages.append(m), print(m, file=sys.stderr)))
+    with source:
+        pipeline = _build_pipeline(args, source=kind, live=True)
+        recorder = _open_recorder(args.record_session)
+        try:
+            if args.no_ui:
+                summary = run(source, pipeline, duration=args.duration, recorder=recorder,
+                              on_event=(lambda e: print(e.to_json(), flush=True)) if args.jsonl else (lambda e: None))
+            else:
+                summary = _run_dashboard(source, pipeline, kind, args, recorder, messages)
+        finally:
+            if recorder is not None:
+                recorder.close()
+    print(f"stopped ({summary.stopped_by}): {summary.audio_seconds:.1f} s of audio, {summary.events} events, "
+          f"{summary.speech_events} with speech, {summary.overflows} input overflows, "
+          f"{summary.dropped_windows} dropped windows", file=sys.stderr)
+    if args.record_session:
+        print(f"session audio written to {args.record_session}", file=sys.stderr)
+    return 0
+
+
+def _open_recorder(path):
+    if not path:
+        return None
+    from .sources import SessionRecorder
+
+    rec = SessionRecorder(path)
+    rec.__enter__()
+    return rec
+
+
+def _run_dashboard(source, pipeline, kind, args, recorder, messages):
+    from rich.live import Live
+
+    from .dashboard import Dashboard
+    from .runner import run
+
+    dash = Dashboard(pipeline.emotions, pipeline.genders, source=kind)
+
+    def on_event(e):
+        dash.update(e)
+        dash.message = messages[-1] if messages else ""
+        if args.jsonl:
+            print(e.to_json(), file=sys.stderr)
+
+    with Live(dash.render(), refresh_per_second=10, get_renderable=dash.render, transient=False):
+        return run(source, pipeline, duration=args.duration, recorder=recorder, on_event=on_event)
+
+
+# -- file ---------------------------------------------------------------------------------------------------
+def _add_file(sub) -> None:
+    p = sub.add_parser("file", help="run an audio file through the live pipeline and write its events",
+                       description="Push a file through the same pipeline as `live` (VAD, windows, models, "
+                                   "smoothing) and write one event per hop.")
+    p.add_argument("path", help="audio file (anything soundfile reads: wav, flac, ogg, ...)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--jsonl", action="store_true", help="one JSON event per line (default)")
+    fmt.add_argument("--csv", action="store_true", help="a flat CSV table instead")
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--realtime", action="store_true", help="pace the file in real time, like a microphone")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_file)
+
+
+def cmd_file(args) -> int:
+    from .events import csv_header, csv_row
+    from .runner import run
+    from .sources import FileSource
+
+    pipeline = _build_pipeline(args, source="file", live=False)
+    out = sys.stdout if args.out == "-" else open(args.out, "w", newline="")
+    try:
+        with FileSource(args.path, realtime=args.realtime) as source:
+            if args.csv:
+                writer = csv.writer(out)
+                writer.writerow(csv_header(pipeline.emotions, pipeline.genders))
+                on_event = lambda e: writer.writerow(csv_row(e, pipeline.emotions, pipeline.genders))  # noqa: E731
+            else:
+                on_event = lambda e: out.write(e.to_json() + "\n")  # noqa: E731
+            summary = run(source, pipeline, on_event=on_event)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if summary.speech_events == 0:
+        print(f"{args.path}: no speech detected; events carry emotion=null", file=sys.stderr)
+    return 130 if summary.stopped_by == "interrupt" else 0
+
+
+# -- predict ------------------------------------------------------------------------------------------------
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="clip-level emotion and gender of audio files",
+                       description="For each file: emotion and gender averaged over its speech windows, computed "
+                                   "by the live pipeline. Unreadable files are reported and skipped; the exit "
+                                   "status is then 1.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    from .errors import StreamerError
+    from .runner import predict_file
+
+    pipeline = _build_pipeline(args, source="file", live=False)
+    failed = 0
+    for path in args.files:
+        try:
+            result = predict_file(path, pipeline)
+        except (StreamerError, ValueError) as exc:
+            _err(str(exc))
+            failed += 1
+            continue
+        if result.emotion is None:
+            print(f"{path}: no speech detected; no prediction", file=sys.stderr)
+        if args.json:
+            print(json.dumps(result.to_dict()), flush=True)
+        else:
+            print(_predict_line(result), flush=True)
+    return 1 if failed else 0
+
+
+def _predict_line(r) -> str:
+    if r.emotion is None:
+        return f"{r.path}: no speech ({r.speech_seconds:.1f} s)"
+    top = sorted(r.emotion_probs.items(), key=lambda kv: -kv[1])[:3]
+    alts = ", ".join(f"{k} {100 * v:.0f}%" for k, v in top)
+    return (f"{r.path}: {r.emotion} ({alts}); {r.gender} {100 * r.gender_probs[r.gender]:.0f}%; "
+            f"speech {r.speech_seconds:.1f} s")
+
+
+# -- devices, record, play ----------------------------------------------------------------------------------
+def _add_devices(sub) -> None:
+    p = sub.add_parser("devices", help="list audio input devices and their rates")
+    p.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sources import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found (the monitor will offer its demo stream)")
+        return 0
+    table = Table("index", "name", "channels", "default rate (Hz)", "host API")
+    for d in devices:
+        table.add_row(str(d.index), d.name, str(d.max_input_channels), f"{d.default_samplerate:g}", d.hostapi)
+    Console().print(table)
+    return 0
+
+
+def _add_record(sub) -> None:
+    p = sub.add_parser("record", help="record a clip from the microphone with a level meter")
+    p.add_argument("out", metavar="OUT.wav")
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_record)
+
+
+def cmd_record(args) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .sources import record
+
+    if args.seconds <= 0:
+        _err("--seconds must be positive")
+        return 2
+    with Progress(TextColumn("recording {task.fields[level]}"), BarColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("rec", total=args.seconds, level="")
+        step = [0.0]
+
+        def on_level(dbfs, seconds=None):
+            meter = "█" * max(0, int((dbfs + 60) / 3))
+            step[0] = seconds if seconds is not None else step[0]
+            progress.update(task, completed=step[0], level=f"{dbfs:6.1f} dBFS {meter:<20}")
+
+        record(args.out, seconds=args.seconds, device=args.device, on_level=on_level)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_play(sub) -> None:
+    p = sub.add_parser("play", help="play a clip and show its predicted emotion and gender")
+    p.add_argument("file")
+    p.add_argument("--device", default=None, help="output device index or name substring")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_play)
+
+
+def cmd_play(args) -> int:
+    from .runner import predict_file
+    from .sources import play
+
+    pipeline = _build_pipeline(args, source="file", live=False)
+    result = predict_file(args.file, pipeline)
+    print(_predict_line(result))
+    play(args.file, device=args.device)
+    return 0
+
+
+# -- optional parts: web, models, benchmarks ----------------------------------------------------------------
+def _add_optional(sub) -> None:
+    for module, attr in (("web.cli", "register"), ("models.train", "register"), ("benchmarks.cli", "register")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ImportError:
+            continue  # a part not installed: its subcommands are not offered
+        getattr(mod, attr)(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emotion-monitor", description="Real-time voice emotion monitor.",
+                                     epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_live, _add_file, _add_predict, _add_devices, _add_record, _add_play):
+        add(sub)
+    _add_optional(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["live", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, never a traceback
+        if _is_user_error(exc):
+            _err(str(exc))
+            return 1
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from .errors import StreamerError
+
+    user = (StreamerError, ValueError, FileNotFoundError, PermissionError)
+    try:
+        from models.errors import ModelError
+
+        user += (ModelError,)
+    except ImportError:
+        pass
+    return isinstance(exc, user)

@@ -1,0 +1,74 @@
+"""Rich terminal dashboard for `emotion-monitor live`: a pure render function of the latest state."""
+from __future__ import annotations
+
+from collections import deque
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .events import PredictionEvent
+
+COLORS = {"neutral": "grey70", "happy": "gold1", "sad": "steel_blue1", "angry": "red1", "fearful": "medium_purple1",
+          "disgust": "green3", "surprised": "dark_orange", "female": "orchid1", "male": "deep_sky_blue1"}
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _bar(p: float, width: int = 28) -> str:
+    full = int(round(max(0.0, min(1.0, p)) * width))
+    return "█" * full + "·" * (width - full)
+
+
+class Dashboard:
+    """Keeps a short history and renders the current state; update() per event, render() per refresh."""
+
+    def __init__(self, emotions, genders, *, source: str, history: int = 60):
+        self.emotions, self.genders, self.source = tuple(emotions), tuple(genders), source
+        self.history: deque = deque(maxlen=history)  # (label or None, confidence)
+        self.last: PredictionEvent | None = None
+        self.message = ""
+
+    def update(self, event: PredictionEvent) -> None:
+        self.last = event
+        conf = event.emotion_probs.get(event.emotion, 0.0) if event.emotion else 0.0
+        self.history.append((event.emotion, conf))
+
+    def _sparkline(self) -> Text:
+        text = Text()
+        for label, conf in self.history:
+            if label is None:
+                text.append("·", style="grey35")
+            else:
+                text.append(_SPARK[min(7, int(conf * 8))], style=COLORS.get(label, "white"))
+        return text
+
+    def render(self):
+        e = self.last
+        title = "[bold reverse yellow] DEMO STREAM - not your microphone [/]" if self.source == "demo" \
+            else f"[bold]voice emotion monitor[/] - source: {self.source}"
+        if e is None:
+            return Panel(Text(self.message or "waiting for audio..."), title=title)
+        head = Text()
+        if e.emotion:
+            head.append(f"{e.emotion.upper()}", style=f"bold {COLORS.get(e.emotion, 'white')}")
+            head.append(f"  {100 * e.emotion_probs.get(e.emotion, 0):.0f}%   ")
+        else:
+            head.append("no speech  ", style="grey50")
+        head.append(f"voice: {e.gender or '-'}", style=COLORS.get(e.gender or "", "white"))
+        if e.gender:
+            head.append(f" {100 * e.gender_probs[e.gender]:.0f}%")
+        bars = Table.grid(padding=(0, 1))
+        for label in self.emotions:
+            p = e.emotion_probs.get(label, 0.0)
+            bars.add_row(f"{label:>9}", Text(_bar(p), style=COLORS.get(label, "white")), f"{100 * p:5.1f}%")
+        level = Text(f"level {e.level_dbfs:6.1f} dBFS ")
+        level.append(_bar((e.level_dbfs + 70) / 70, 20), style="green" if e.level_dbfs < -3 else "red")
+        vad = Text(" SPEECH " if e.speech else " silence ", style="bold black on green" if e.speech else "grey50")
+        compute = sum(e.timings_ms.values())
+        footer = Text(f"t={e.t:7.1f}s  compute {compute:5.2f} ms/hop  overflows {e.overflows}  "
+                      f"dropped windows {e.dropped_windows}", style="grey62")
+        parts = [head, bars, Text.assemble(vad, "  ", level), Text("history ").append(self._sparkline()), footer]
+        if self.message:
+            parts.append(Text(self.message, style="yellow"))
+        return Panel(Group(*parts), title=title, subtitle="Ctrl-C to stop")

@@ -1,0 +1,189 @@
+"""The monitor's pipeline: ``push(samples) -> events`` and ``reset()``, one code path for live and file audio.
+
+samples -> streaming features -> VAD -> analysis windows -> (speech only) pooled vector -> ONNX emotion and
+gender -> smoothing -> PredictionEvent per hop.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dsp import FeatureConfig, StreamingFeatures
+from dsp.pooling import window_vector
+from dsp.vad import StreamingVad, VadConfig
+from dsp.windows import FrameWindower, Window
+
+from .events import PredictionEvent
+from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Windowing, gating and smoothing parameters (see README, "Defaults", for why these values)."""
+
+    window_ms: float = 2000.0
+    hop_ms: float = 100.0
+    min_window_ms: float = 500.0
+    min_speech_ms: float = 250.0  # speech needed inside a window before it is classified
+    time_constant_s: float = 0.5  # exponential smoothing of emotion probabilities
+    label_margin: float = 0.05
+    label_hold_ms: float = 300.0
+    reset_after_silence_s: float = 3.0  # a pause this long starts a new utterance: forget smoothed state
+    max_windows_per_push: int = 0  # 0: keep all (file); n>0: live drop policy, keep the newest n
+    vad: VadConfig = field(default_factory=VadConfig)
+
+
+class _SpeechLedger:
+    """Per-frame VAD decisions indexed by frame number, bounded to the analysis window."""
+
+    def __init__(self, capacity: int):
+        self._flags = np.zeros(capacity, dtype=bool)
+        self.decided = 0  # frames [0, decided) have a final decision
+
+    def add(self, start: int, speech: np.ndarray) -> None:
+        cap = self._flags.shape[0]
+        for j, s in enumerate(speech):  # n is at most a few frames per push
+            self._flags[(start + j) % cap] = s
+        self.decided = start + speech.shape[0]
+
+    def count(self, lo: int, hi: int) -> int:
+        """Speech frames in [lo, hi), clipped to what is decided and still stored."""
+        cap = self._flags.shape[0]
+        lo, hi = max(lo, self.decided - cap, 0), min(hi, self.decided)
+        return int(sum(self._flags[i % cap] for i in range(lo, hi))) if hi > lo else 0
+
+    def latest(self) -> bool:
+        return bool(self.decided and self._flags[(self.decided - 1) % self._flags.shape[0]])
+
+
+class Pipeline:
+    """Push audio at ``feature_config.sr``; get one PredictionEvent per hop.
+
+    The classifiers are objects with ``labels`` and ``predict_proba((n, D)) -> (n, C)``
+    (models.onnx_model.OnnxClassifier in the product).
+    """
+
+    def __init__(self, emotion_model, gender_model, *, config: PipelineConfig = PipelineConfig(),
+                 feature_config: FeatureConfig = FeatureConfig(), source: str = "file"):
+        self.config, self.feature_config, self.source = config, feature_config, source
+        self.emotion_model, self.gender_model = emotion_model, gender_model
+        self.emotions, self.genders = tuple(emotion_model.labels), tuple(gender_model.labels)
+        self._fx = StreamingFeatures(feature_config)
+        self._vad = StreamingVad(config.vad, feature_config=feature_config)
+        self._win = FrameWindower(feature_config, window_ms=config.window_ms, hop_ms=config.hop_ms,
+                                  min_window_ms=config.min_window_ms)
+        self._ledger = _SpeechLedger(self._win.window_frames + 64)
+        self._emo = ExpSmoother(time_constant_s=config.time_constant_s)
+        self._label = LabelHysteresis(self.emotions, margin=config.label_margin,
+                                      min_hold_s=config.label_hold_ms / 1000.0)
+        self._gender = SegmentMean()
+        self._tail = np.zeros(feature_config.n_fft * 2, dtype=np.float32)  # newest samples, for level and pitch
+        self.reset()
+
+    def reset(self) -> None:
+        for part in (self._fx, self._vad, self._win, self._emo, self._label, self._gender):
+            part.reset()
+        self._ledger = _SpeechLedger(self._ledger._flags.shape[0])
+        self._tail[:] = 0.0
+        self.samples_in = 0
+        self.dropped_windows = 0
+        self.speech_frames = 0
+        self._last_speech_t = -math.inf
+
+    # -- push ---------------------------------------------------------------------------------------------
+    def push(self, samples: np.ndarray, *, wall_end: float | None = None, overflows: int = 0) -> list[PredictionEvent]:
+        """Feed mono float samples; ``wall_end`` is the capture time of the last one (default: now)."""
+        wall_end = time.time() if wall_end is None else wall_end
+        t0 = time.perf_counter()
+        frames = self._fx.push(samples)
+        self._keep_tail(samples)
+        t1 = time.perf_counter()
+        vad = self._vad.push(frames)
+        self._ledger.add(vad.start, vad.speech)
+        self.speech_frames += int(np.count_nonzero(vad.speech))
+        t2 = time.perf_counter()
+        windows = self._win.push(frames)
+        self.samples_in += samples.shape[0]
+        keep = self.config.max_windows_per_push
+        if keep and len(windows) > keep:
+            self.dropped_windows += len(windows) - keep  # live: fell behind, show the present, count the rest
+            windows = windows[-keep:]
+        shared = {"features": (t1 - t0) * 1e3, "vad": (t2 - t1) * 1e3}
+        return [self._event(w, wall_end, overflows, shared) for w in windows]
+
+    def _keep_tail(self, samples: np.ndarray) -> None:
+        n = min(samples.shape[0], self._tail.shape[0])
+        self._tail = np.roll(self._tail, -n)
+        self._tail[-n:] = samples[-n:] if n else self._tail[-n:]
+
+    # -- one window ---------------------------------------------------------------------------------------
+    def _event(self, win: Window, wall_end: float, overflows: int, shared: dict) -> PredictionEvent:
+        c, fc = self.config, self.feature_config
+        timings = dict(shared)
+        wall = wall_end - (self.samples_in - (win.end_frame * fc.hop_length + fc.n_fft)) / fc.sr
+        speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, win.end_frame + 1)
+        speech = self._ledger.latest() and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms
+        if not speech and win.t_end - self._last_speech_t > c.reset_after_silence_s:
+            self._emo.reset(), self._label.reset(), self._gender.reset()
+        emotion, probs, raw, gender, gprobs = None, {}, {}, None, {}
+        if speech:
+            self._last_speech_t = win.t_end
+            emotion, probs, raw, gender, gprobs = self._classify(win, timings)
+        return PredictionEvent(
+            t=round(win.t_end, 4), wall=wall, speech=bool(speech), emotion=emotion, emotion_probs=probs,
+            emotion_probs_raw=raw, gender=gender, gender_probs=gprobs, level_dbfs=self._level_dbfs(),
+            overflows=int(overflows), dropped_windows=self.dropped_windows,
+            timings_ms={k: round(v, 4) for k, v in timings.items()}, source=self.source,
+            features=self._descriptors(win) if speech else {})
+
+    def _classify(self, win: Window, timings: dict):
+        t0 = time.perf_counter()
+        x = window_vector(win)[None, :]
+        t1 = time.perf_counter()
+        p_emo = self.emotion_model.predict_proba(x)[0]
+        t2 = time.perf_counter()
+        p_gen = self.gender_model.predict_proba(x)[0]
+        t3 = time.perf_counter()
+        smooth = self._emo.update(p_emo, win.t_end)
+        label = self._label.update(smooth, win.t_end)
+        g = self._gender.update(p_gen)
+        t4 = time.perf_counter()
+        timings.update(pool=(t1 - t0) * 1e3, emotion=(t2 - t1) * 1e3, gender=(t3 - t2) * 1e3, smooth=(t4 - t3) * 1e3)
+
+        def named(labels, p):
+            return {k: round(float(v), 5) for k, v in zip(labels, p)}
+
+        return (label, named(self.emotions, smooth), named(self.emotions, p_emo),
+                self.genders[int(np.argmax(g))], named(self.genders, g))
+
+    def _level_dbfs(self) -> float:
+        """RMS of the newest hop in dB re full scale (a full-scale square wave is 0 dBFS)."""
+        hop = int(self.feature_config.sr * self.config.hop_ms / 1000)
+        x = self._tail[-min(hop, self._tail.shape[0]):]
+        return round(10.0 * math.log10(float(np.mean(x * x)) + 1e-12), 2)
+
+    def _descriptors(self, win: Window) -> dict:
+        """Window summaries for the per-emotion comparison view: pitch, energy, mel centroid, MFCC profile."""
+        return {"pitch_hz": _pitch_hz(self._tail, sr=self.feature_config.sr),
+                "energy_db": round(float(np.mean(win.log_mel)), 2),
+                "centroid_hz": round(_mel_centroid_hz(win.log_mel, self.feature_config), 1),
+                "mfcc": [round(float(v), 3) for v in win.mfcc.mean(axis=1)]}
+
+
+def _mel_centroid_hz(log_mel: np.ndarray, fc: FeatureConfig) -> float:
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=fc.n_mels + 2, fmin=fc.fmin, fmax=fc.fmax)[1:-1]
+    power = np.power(10.0, log_mel.mean(axis=1) / 10.0)
+    return float(np.sum(centres * power) / max(np.sum(power), 1e-20))
+
+
+def _pitch_hz(tail: np.ndarray, *, sr: int) -> float | None:
+    from dsp.descriptive import f0
+
+    f, voiced, _ = f0(tail.astype(np.float64), fmin=70.0, fmax=400.0, sr=sr, frame_length=tail.shape[0],
+                      hop_length=tail.shape[0], center=False)
+    return round(float(f[-1]), 1) if voiced[-1] and np.isfinite(f[-1]) else None

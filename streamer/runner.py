@@ -1,0 +1,125 @@
+"""Drive a source through the pipeline: the loop shared by `live`, `file`, `predict`, `serve` and the benchmark."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsp import FeatureConfig
+
+from .errors import NoInputDevice
+from .events import PredictionEvent
+from .pipeline import Pipeline, PipelineConfig
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run saw: seconds of audio, events, speech, and the loss counters a user should know about."""
+
+    audio_seconds: float
+    events: int
+    speech_events: int
+    overflows: int
+    dropped_windows: int
+    stopped_by: str  # "end" | "duration" | "interrupt"
+
+
+def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureConfig = FeatureConfig()):
+    """The ONNX emotion and gender classifiers (the shipped defaults unless paths are given)."""
+    from models.onnx_model import OnnxClassifier, default_models
+
+    emo_default, gen_default = default_models()
+    return (OnnxClassifier(emotion_path or emo_default, expected_config=feature_config),
+            OnnxClassifier(gender_path or gen_default, expected_config=feature_config))
+
+
+def make_pipeline(models, *, source: str, config: PipelineConfig = PipelineConfig()) -> Pipeline:
+    return Pipeline(models[0], models[1], config=config, source=source)
+
+
+def open_live_source(*, device=None, demo: bool | None = None, on_message=print, realtime_demo: bool = True):
+    """The microphone, or the labelled demo stream when there is none (``demo=False`` forbids the fallback).
+
+    Returns (source, kind) with kind "mic" or "demo".
+    """
+    from .sources import DemoSource, MicSource
+
+    if demo:
+        return DemoSource(realtime=realtime_demo), "demo"
+    try:
+        return MicSource(device=device, on_message=on_message), "mic"
+    except NoInputDevice as exc:
+        if demo is False or device is not None:
+            raise
+        on_message(f"{exc} - playing the bundled DEMO stream instead (use --no-demo to refuse)")
+        return DemoSource(realtime=realtime_demo), "demo"
+
+
+def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, recorder=None,
+        on_block=None) -> RunSummary:
+    """Push every block of ``source`` through ``pipeline``; call ``on_event(event)`` for each hop.
+
+    Ctrl-C ends the run cleanly (the summary says so); the recorder, if any, has every block written.
+    """
+    seconds, n_events, n_speech, stopped = 0.0, 0, 0, "end"
+    overflows = 0
+    try:
+        for block in source:
+            if recorder is not None:
+                recorder.write(block)
+            overflows = int(getattr(source, "overflows", 0))
+            for event in pipeline.push(block.samples, wall_end=block.wall, overflows=overflows):
+                n_events += 1
+                n_speech += event.speech
+                on_event(event)
+            seconds = block.t_start + block.samples.shape[0] / pipeline.feature_config.sr
+            if on_block is not None:
+                on_block(block)
+            if duration is not None and seconds >= duration:
+                stopped = "duration"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupt"
+    return RunSummary(audio_seconds=round(seconds, 3), events=n_events, speech_events=n_speech,
+                      overflows=overflows, dropped_windows=pipeline.dropped_windows, stopped_by=stopped)
+
+
+@dataclass(frozen=True)
+class ClipPrediction:
+    """Clip-level result of `predict`: mean probabilities over the clip's speech windows."""
+
+    path: str
+    emotion: str | None
+    emotion_probs: dict
+    gender: str | None
+    gender_probs: dict
+    speech_seconds: float
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "emotion": self.emotion, "emotion_probs": self.emotion_probs,
+                "gender": self.gender, "gender_probs": self.gender_probs, "speech_seconds": self.speech_seconds}
+
+
+def predict_file(path: str, pipeline: Pipeline) -> ClipPrediction:
+    """Push a file through the live pipeline (as fast as possible) and average over its speech windows."""
+    from .sources import FileSource
+
+    pipeline.reset()
+    emo, gen = [], []
+
+    def collect(event: PredictionEvent) -> None:
+        if event.speech and event.emotion_probs_raw:
+            emo.append([event.emotion_probs_raw[k] for k in pipeline.emotions])
+            gen.append([event.gender_probs[k] for k in pipeline.genders])
+
+    with FileSource(Path(path), realtime=False) as source:
+        run(source, pipeline, on_event=collect)
+    speech_s = round(pipeline.speech_frames * pipeline.feature_config.hop_length / pipeline.feature_config.sr, 2)
+    if not emo:
+        return ClipPrediction(path, None, {}, None, {}, speech_s)
+    pe, pg = np.mean(emo, axis=0), np.mean(gen, axis=0)
+    return ClipPrediction(
+        path, pipeline.emotions[int(np.argmax(pe))], {k: round(float(v), 4) for k, v in zip(pipeline.emotions, pe)},
+        pipeline.genders[int(np.argmax(pg))], {k: round(float(v), 4) for k, v in zip(pipeline.genders, pg)},
+        speech_s)

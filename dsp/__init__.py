@@ -4,9 +4,11 @@ dsp imports no other project package.
 """
 from .config import FeatureConfig
 from .features import delta, log_mel, melspectrogram, mfcc, power_to_db
+from . import descriptive
 from .stream import FeatureFrames, StreamingFeatures
+from .windows import FrameWindower, Window, clip_windows
 
 __all__ = [
-    "FeatureConfig", "FeatureFrames", "StreamingFeatures",
+    "FeatureConfig", "FeatureFrames", "StreamingFeatures", "FrameWindower", "Window", "clip_windows", "descriptive",
     "delta", "log_mel", "melspectrogram", "mfcc", "power_to_db",
 ]

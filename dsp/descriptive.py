@@ -253,10 +253,11 @@ def spectral_contrast(*, y: np.ndarray | None = None, sr: float = 22050, S: np.n
     S, n_fft = _spectrogram(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                             center=center)
     freq = np.fft.rfftfreq(n_fft, d=1.0 / sr)
+    bands = [_contrast_band(freq, low=edges[k], high=edges[k + 1], k=k, n_bands=n_bands)
+             for k in range(n_bands + 1)]
     valley = np.empty((n_bands + 1, S.shape[1]))
     peak = np.empty_like(valley)
-    for k in range(n_bands + 1):
-        band = _contrast_band(freq, low=edges[k], high=edges[k + 1], k=k, n_bands=n_bands)
+    for k, band in enumerate(bands):
         sub_band = np.sort(S[band][:-1] if k < n_bands else S[band], axis=0)
         n_side = max(int(np.rint(quantile * np.count_nonzero(band))), 1)
         valley[k] = np.mean(sub_band[:n_side], axis=0)
@@ -270,7 +271,8 @@ def _contrast_band(freq: np.ndarray, *, low: float, high: float, k: int, n_bands
     """Boolean bin mask of contrast band k, with librosa's edge rules (one bin below, top to Nyquist)."""
     band = (freq >= low) & (freq <= high)
     idx = np.flatnonzero(band)
-    if idx.size == 0 or (k > 0 and idx[0] == 0):
+    # Below the top band, the highest bin is dropped later (it belongs to the next band).
+    if idx.size < (2 if k == 0 else 1):
         raise ValueError(f"contrast band {k} ({low:g}-{high:g} Hz) has no FFT bins; increase n_fft")
     if k > 0:
         band[idx[0] - 1] = True
@@ -361,7 +363,10 @@ def _piptrack(S: np.ndarray, *, sr: float, n_fft: int, fmin: float, fmax: float,
 
 
 def _parabolic_shift(x: np.ndarray) -> np.ndarray:
-    """Vertex offset of the parabola through (k-1, k, k+1) along axis 0; 0 at edges and when |offset| >= 1."""
+    """Vertex offset of the parabola through rows (k-1, k, k+1), shape of x.
+
+    0 on the edge rows and where the vertex lies a bin or more away (librosa's rule).
+    """
     shift = np.zeros_like(x)
     a = x[2:] + x[:-2] - 2 * x[1:-1]
     b = 0.5 * (x[2:] - x[:-2])
@@ -423,7 +428,7 @@ def _yin_cmndf(frames, acf, min_period, max_period, out):  # pragma: no cover
             running_sum += d
             if k >= min_period:
                 # + tiny: a silent frame gives 0 / tiny = 0 instead of NaN, as librosa.
-                out[i, k - min_period] = d / (running_sum / k + 2.2250738585072014e-308)
+                out[i, k - min_period] = d / (running_sum / k + _TINY)
 
 
 @njit(cache=True)
@@ -521,7 +526,7 @@ def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_len
     return f0_hz
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # eq on arrays would be ambiguous
 class F0Track:
     """f0 result; unpacks like librosa.pyin: ``f0_hz, voiced_flag, voiced_prob = f0(...)``.
 
@@ -573,7 +578,8 @@ def _logistic(x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- per-clip summary
 
 
-def summary(y: np.ndarray, *, sr: float, fmin: float = 65.0, fmax: float = 1000.0) -> dict[str, float | list]:
+def summary(y: np.ndarray, *, sr: float, fmin: float = 65.0,
+            fmax: float = 1000.0) -> dict[str, float | list]:
     """Per-clip descriptive numbers for the per-emotion comparison chart (librosa default frames).
 
     Means are over all frames (silence included); f0 statistics over voiced frames only (NaN if

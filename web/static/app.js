@@ -16,7 +16,7 @@
     (token ? "?token=" + encodeURIComponent(token) : "");
 
   // ------------------------------------------------------------------ state
-  const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0 };
+  const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0, lastDrawMs: 0 };
   window.__emo = emo;
 
   let labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"];
@@ -140,7 +140,7 @@
     const ms = (v) => (typeof v === "number" ? v.toFixed(0) + " ms" : "–");
     const parts = [
       `viewers ${msg.viewers}`,
-      `latency p50 ${ms(lat.p50)} · p95 ${ms(lat.p95)}`,
+      lat.p50 == null && lat.p95 == null ? "latency idle" : `latency p50 ${ms(lat.p50)} · p95 ${ms(lat.p95)}`,
       `dropped windows ${msg.dropped_windows}`,
       `sent ${msg.sent}`,
     ];
@@ -225,11 +225,14 @@
     frameRequested = false;
     if (!dirty) return;
     dirty = false;
+    const started = performance.now();
     emo.frames++;
     drawTimeline();
-    if (paused) return;  // the timeline shows a "paused" tag; everything else is frozen
-    drawNow();
-    drawBars();
+    if (!paused) {  // paused: the timeline shows a "paused" tag; everything else is frozen
+      drawNow();
+      drawBars();
+    }
+    emo.lastDrawMs = performance.now() - started;
   }
 
   // The session means change slowly: redraw them on a timer, not per frame.
@@ -338,7 +341,9 @@
     tl.pausedTag.attr("display", paused ? null : "none");
     if (paused) return;
     const hasData = s.end > s.start;
-    const tEnd = hasData ? s.t[s.end - 1] : windowS;
+    // Until the stream is longer than the window, fill it from the left instead of scrolling.
+    const t0 = hasData ? s.t[s.start] : 0;
+    const tEnd = hasData ? Math.max(s.t[s.end - 1], t0 + windowS) : windowS;
     const tStart = tEnd - windowS;
     const x = d3.scaleLinear([tStart, tEnd], [0, tl.innerW]);
     const ticks = Math.max(2, Math.floor(tl.innerW / 90));

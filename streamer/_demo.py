@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 import soxr
 
@@ -49,9 +48,15 @@ def demo_tape(*, sr: int, seed: int, engine: str) -> tuple[np.ndarray, str]:
         raise ValueError(f"engine must be 'auto', 'espeak' or 'synth', got {engine!r}")
     rng = np.random.default_rng(seed)
     use_espeak = engine == "espeak" or (engine == "auto" and espeak_available())
+    clips = None
     if use_espeak:
-        clips = [_espeak_clip(line, sr=sr) for line in DEMO_LINES]
-    else:
+        try:
+            clips = [_espeak_clip(line, sr=sr) for line in DEMO_LINES]
+        except (StreamerError, OSError, subprocess.SubprocessError):
+            if engine == "espeak":
+                raise
+            use_espeak = False  # "auto": a broken espeak-ng or cache falls back to the synth voice
+    if clips is None:
         clips = [_synth_utterance(rng, sr=sr, female=i % 2 == 1) for i in range(6)]
     order = rng.permutation(len(clips))
     parts = [np.zeros(int(0.3 * sr), np.float32)]
@@ -68,7 +73,8 @@ def demo_tape(*, sr: int, seed: int, engine: str) -> tuple[np.ndarray, str]:
 def _cache_dir() -> Path:
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha1(repr((DEMO_LINES, version)).encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / "voice-emotion-monitor" / f"demo-{key}"
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    path = Path(tempfile.gettempdir()) / f"voice-emotion-monitor-{user}" / f"demo-{key}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -110,6 +116,8 @@ def _synth_utterance(rng: np.random.Generator, *, sr: int, female: bool) -> np.n
     Returns shape ``(n,)`` float32, peak-normalised.
     """
     seconds = rng.uniform(1.2, 2.6)
+    import scipy.signal  # deferred: only the fallback voice needs it, and it is slow to import
+
     n = int(seconds * sr)
     t = np.arange(n) / sr
     f0_base = rng.uniform(190, 230) if female else rng.uniform(95, 130)
@@ -157,6 +165,8 @@ def _smooth_columns(x: np.ndarray, *, width: int) -> np.ndarray:
 
 def _formant_cascade(x: np.ndarray, formants: np.ndarray, *, sr: int) -> np.ndarray:
     """Klatt-style cascade of two-pole resonators with time-varying centre frequencies."""
+    import scipy.signal
+
     seg = max(int(_SEG_S * sr), 1)
     y = x.copy()
     for k, bw in enumerate(_BANDWIDTHS):

@@ -231,14 +231,16 @@ def cmd_record(args) -> int:
     if args.seconds <= 0:
         _err("--seconds must be positive")
         return 2
+    import time
+
     with Progress(TextColumn("recording {task.fields[level]}"), BarColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("rec", total=args.seconds, level="")
-        step = [0.0]
+        t0 = time.monotonic()
 
-        def on_level(dbfs, seconds=None):
+        def on_level(dbfs):
             meter = "█" * max(0, int((dbfs + 60) / 3))
-            step[0] = seconds if seconds is not None else step[0]
-            progress.update(task, completed=step[0], level=f"{dbfs:6.1f} dBFS {meter:<20}")
+            progress.update(task, completed=min(args.seconds, time.monotonic() - t0),
+                            level=f"{dbfs:6.1f} dBFS {meter:<20}")
 
         record(args.out, seconds=args.seconds, device=args.device, on_level=on_level)
     print(f"wrote {args.out}")

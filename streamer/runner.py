@@ -22,7 +22,7 @@ class RunSummary:
     speech_events: int
     overflows: int
     dropped_windows: int
-    stopped_by: str  # "end" | "duration" | "interrupt"
+    stopped_by: str  # "end" | "duration" | "interrupt" | "stopped"
 
 
 def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureConfig = FeatureConfig()):
@@ -57,10 +57,11 @@ def open_live_source(*, device=None, demo: bool | None = None, on_message=print,
 
 
 def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, recorder=None,
-        on_block=None) -> RunSummary:
+        on_block=None, stop=None) -> RunSummary:
     """Push every block of ``source`` through ``pipeline``; call ``on_event(event)`` for each hop.
 
     Ctrl-C ends the run cleanly (the summary says so); the recorder, if any, has every block written.
+    ``stop`` (a threading.Event) ends it from another thread.
     """
     seconds, n_events, n_speech, stopped = 0.0, 0, 0, "end"
     overflows = 0
@@ -78,6 +79,9 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
                 on_block(block)
             if duration is not None and seconds >= duration:
                 stopped = "duration"
+                break
+            if stop is not None and stop.is_set():
+                stopped = "stopped"
                 break
     except KeyboardInterrupt:
         stopped = "interrupt"

@@ -299,7 +299,10 @@ class MicSource(_Source):
         self._lost_since: float | None = None
         self._pending = _Reblocker(self._frames)
         self._device_name: str | None = None
-        self._open(seg_t0=0.0)
+        try:
+            self._open(seg_t0=0.0)
+        except self._sd.PortAudioError as exc:  # e.g. busy or unplugged between listing and opening
+            raise NoInputDevice(f"cannot open input device {device!r}: {exc}") from exc
 
     # ---- public state
     @property
@@ -392,7 +395,7 @@ class MicSource(_Source):
         self._pending.clear()
         self._pending_t0 = seg_t0
         self._anchor_wall, self._anchor_t_end = time.time(), seg_t0
-        self._last_written, self._last_progress = 0, time.monotonic()
+        self._last_progress = time.monotonic()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -437,7 +440,7 @@ class MicSource(_Source):
         self._seg_out += y.shape[0]
         self._anchor_wall = now
         self._anchor_t_end = self._seg_t0 + self._seg_in / self._rate
-        self._last_written, self._last_progress = self._ring.total_written, time.monotonic()
+        self._last_progress = time.monotonic()
         self._lost_since = None  # audio flows again
         return True
 
@@ -472,15 +475,16 @@ class MicSource(_Source):
         self._close_stream()
         # Stream time keeps running through the outage so t stays aligned with wall time.
         seg_t0 = self._anchor_t_end + (time.time() - self._anchor_wall)
+        lost = f"input device {name!r} lost ({reason})"
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise DeviceLost(f"input device {name!r} lost ({reason}); "
-                                 f"no audio after retrying for {self._retry_s:g} s")
+                raise DeviceLost(f"{lost}; could not reopen it within {self._retry_s:g} s"
+                                 + (f" (last error: {reason})" if attempt else ""))
             attempt += 1
-            self._message(f"input device {name!r} lost ({reason}); reopening "
-                          f"(attempt {attempt}, {remaining:.1f} s left)")
+            status = lost if attempt == 1 else f"reopening input device {name!r} failed ({reason})"
+            self._message(f"{status}; retrying (attempt {attempt}, {remaining:.1f} s left)")
             try:
                 rescan_devices()
                 self._open(seg_t0=seg_t0)

@@ -1,0 +1,218 @@
+"""models/: loaders, label mapping, pooling, ONNX export parity, the shipped models, ModelError."""
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dsp.config import FeatureConfig
+from dsp.pooling import FEATURE_DIM, FEATURE_NAMES, OnlineNorm, window_vector
+from dsp.windows import clip_windows
+from models.datasets import Utterance, detect_corpus, load_corpora
+from models.errors import ModelError
+from models.labels import EMOTIONS, GENDERS, ravdess_emotion, tess_emotion
+from models.onnx_model import OnnxClassifier, default_models
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SR = 16000
+
+
+def _tone(seconds=0.05, f0=220.0):
+    t = np.arange(int(SR * seconds)) / SR
+    return (0.1 * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+
+
+def _write(path: Path, y=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), _tone() if y is None else y, SR)
+
+
+@pytest.fixture
+def fake_ravdess(tmp_path):
+    root = tmp_path / "ravdess"
+    _write(root / "Actor_01" / "03-01-02-01-01-01-01.flac")   # calm, normal, male
+    _write(root / "Actor_01" / "03-01-08-02-02-02-01.wav")    # surprised, strong
+    _write(root / "Actor_12" / "03-01-05-02-01-01-12.flac")   # angry, female
+    _write(root / "Actor_12" / "02-01-05-02-01-01-12.flac")   # song/video modality: ignored
+    (root / "Actor_12" / "notes.txt").write_text("x")
+    return root
+
+
+@pytest.fixture
+def fake_tess(tmp_path):
+    root = tmp_path / "tess"
+    _write(root / "OAF_pleasant_surprised" / "OAF_back_ps.wav")
+    _write(root / "YAF_fear" / "YAF_bath_fear.flac")
+    _write(root / "YAF_neutral" / "YAF_youth_neutral.flac")
+    return root
+
+
+def test_label_sets():
+    assert EMOTIONS == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    assert GENDERS == ("female", "male")
+    assert ravdess_emotion("02") == "neutral" and tess_emotion("ps") == "surprised" and tess_emotion("fear") == "fearful"
+    with pytest.raises(ValueError, match="unknown RAVDESS emotion code '09'"):
+        ravdess_emotion("09")
+    with pytest.raises(ValueError, match="unknown TESS emotion 'bored'"):
+        tess_emotion("bored")
+
+
+def test_ravdess_loader(fake_ravdess):
+    utts = load_corpora([fake_ravdess])
+    assert detect_corpus(fake_ravdess) == "ravdess"
+    by_name = {u.path.name: u for u in utts}
+    assert set(by_name) == {"03-01-02-01-01-01-01.flac", "03-01-08-02-02-02-01.wav", "03-01-05-02-01-01-12.flac"}
+    calm = by_name["03-01-02-01-01-01-01.flac"]
+    assert calm == Utterance(path=calm.path, corpus="ravdess", speaker="ravdess_01", gender="male",
+                             emotion="neutral", intensity="normal")
+    assert by_name["03-01-08-02-02-02-01.wav"].emotion == "surprised"
+    assert by_name["03-01-08-02-02-02-01.wav"].intensity == "strong"
+    assert by_name["03-01-05-02-01-01-12.flac"].gender == "female"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        calm.emotion = "happy"
+
+
+def test_tess_loader_and_parent_dir(fake_ravdess, fake_tess):
+    tess = load_corpora([fake_tess])
+    assert {(u.speaker, u.emotion, u.gender) for u in tess} == {
+        ("tess_OAF", "surprised", "female"), ("tess_YAF", "fearful", "female"), ("tess_YAF", "neutral", "female")}
+    both = load_corpora([fake_ravdess.parent])   # the parent holding ravdess/ and tess/
+    assert sorted(u.corpus for u in both) == ["ravdess"] * 3 + ["tess"] * 3
+
+
+def test_loader_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="corpus dir not found"):
+        load_corpora([tmp_path / "nope"])
+    (tmp_path / "empty" / "stuff").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no RAVDESS .* clips found"):
+        load_corpora([tmp_path / "empty"])
+
+
+def test_real_corpus_counts():
+    if not DATA.is_dir():
+        pytest.fail(f"corpora missing at {DATA} (../shared/data must sit beside the project)")
+    utts = load_corpora([DATA])
+    n = {c: sum(u.corpus == c for u in utts) for c in ("ravdess", "tess")}
+    assert n == {"ravdess": 1200, "tess": 2800}
+    assert sum(u.emotion == "neutral" and u.corpus == "ravdess" for u in utts) == 240   # neutral + calm
+    assert {u.gender for u in utts if u.corpus == "tess"} == {"female"}
+    assert sum(u.gender == "male" for u in utts) == 600
+
+
+def _speechy(seconds=2.5, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SR * seconds)) / SR
+    f0 = 150 + 30 * np.sin(2 * np.pi * 3 * t)
+    y = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / SR) / k for k in range(1, 10))
+    env = (np.sin(2 * np.pi * 2.5 * t) > -0.3).astype(float)
+    return (0.2 * y * env + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_window_vector_shape_finite_deterministic():
+    wins = clip_windows(_speechy(), window_ms=2000, hop_ms=100)
+    assert len(wins) > 5
+    vs = np.stack([window_vector(w) for w in wins])
+    assert vs.shape == (len(wins), FEATURE_DIM) and vs.dtype == np.float32
+    assert len(FEATURE_NAMES) == FEATURE_DIM
+    assert np.all(np.isfinite(vs))
+    again = np.stack([window_vector(w) for w in clip_windows(_speechy(), window_ms=2000, hop_ms=100)])
+    np.testing.assert_array_equal(vs, again)
+    # gain invariance: the level is dropped on purpose
+    louder = np.stack([window_vector(w) for w in clip_windows(_speechy() * 3, window_ms=2000, hop_ms=100)])
+    np.testing.assert_allclose(louder[:, :64], vs[:, :64], atol=1e-3)
+    # silence (all frames at the floor) stays finite
+    silent = clip_windows(np.zeros(SR, np.float32), window_ms=1000, hop_ms=100)
+    assert np.all(np.isfinite(window_vector(silent[-1])))
+
+
+def test_online_norm_running_mean():
+    prior = np.zeros(3)
+    norm = OnlineNorm(prior, prior_count=1.0)
+    x = np.array([2.0, 4.0, 6.0])
+    norm.update(x)
+    np.testing.assert_allclose(norm.transform(x), x - x / 2)       # (x + 1*0) / 2
+    norm.update(x)
+    np.testing.assert_allclose(norm.transform(x), x - 2 * x / 3)
+    norm.reset()
+    np.testing.assert_allclose(norm.transform(x), x)
+    with pytest.raises(ValueError, match="expected vectors of dim 3"):
+        norm.update(np.zeros(4))
+
+
+def _tiny_model(n_classes=3, seed=0):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((300, FEATURE_DIM)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, y[:, None].ravel() % n_classes)
+    return model, x
+
+
+def _export(tmp_path, name, *, config=FeatureConfig(), labels=("a", "b", "c")):
+    from models.export import model_metadata, save_onnx, to_onnx
+
+    model, x = _tiny_model(len(labels))
+    meta = model_metadata(labels=labels, window_ms=2000, hop_ms=100, normalisation={"mode": "none"},
+                          training={"clips": 0}, recipe={}, config=config, gate="test")
+    path = tmp_path / name
+    save_onnx(to_onnx(model, labels=labels, metadata=meta), path)
+    return path, model, x
+
+
+def test_onnx_parity(tmp_path):
+    path, model, x = _export(tmp_path, "tiny.onnx")
+    clf = OnnxClassifier(path, expected_config=FeatureConfig())
+    assert clf.labels == ("a", "b", "c")
+    got = clf.predict_proba(x)
+    assert got.shape == (300, 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, model.predict_proba(x), atol=1e-4)
+    np.testing.assert_allclose(clf.predict_proba(x[0]), got[:1], atol=1e-6)   # (D,) input
+    with pytest.raises(ValueError, match=f"features must be \\(n, {FEATURE_DIM}\\)"):
+        clf.predict_proba(np.zeros((2, 5)))
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        OnnxClassifier(tmp_path / "missing.onnx")
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx model at all" * 10)
+    with pytest.raises(ModelError, match="cannot read ONNX model"):
+        OnnxClassifier(bad)
+    path, _, _ = _export(tmp_path, "n40.onnx", config=FeatureConfig(n_mels=40))
+    with pytest.raises(ModelError, match="n_mels=40 \\(expected 64\\)"):
+        OnnxClassifier(path, expected_config=FeatureConfig())
+    err = None
+    try:
+        OnnxClassifier(path, expected_config=FeatureConfig())
+    except ModelError as exc:
+        err = str(exc)
+    assert "\n" not in err
+
+
+@pytest.mark.parametrize("task,labels", [("emotion", EMOTIONS), ("gender", GENDERS)])
+def test_shipped_models(task, labels):
+    path = default_models()[task]
+    assert path.name == f"{task}.onnx"
+    clf = OnnxClassifier(path, expected_config=FeatureConfig())
+    assert clf.labels == labels
+    assert FeatureConfig.fromdict(json.loads(clf.metadata["feature_config"])) == FeatureConfig()
+    assert json.loads(clf.metadata["training_data"])["held_out_speakers"] == ["ravdess_19", "ravdess_20"]
+    wins = clip_windows(_speechy(), window_ms=clf.window_ms, hop_ms=clf.hop_ms)
+    x = np.stack([window_vector(w) for w in wins])
+    norm = clf.online_norm()
+    if norm is not None:
+        norm.update(x)
+        x = norm.transform(x)
+    p = clf.predict_proba(x)
+    assert p.shape == (len(wins), len(labels))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)

@@ -67,7 +67,7 @@ def cmd_live(args) -> int:
         recorder = _open_recorder(args.record_session)
         try:
             if args.no_ui:
-                summary = run(source, pipeline, duration=args.duration, recorder=recorder,
+                summary = run(source, pipeline, duration=args.duration, recorder=recorder, on_block=_announce(kind),
                               on_event=(lambda e: print(e.to_json(), flush=True)) if args.jsonl else (lambda e: None))
             else:
                 summary = _run_dashboard(source, pipeline, kind, args, recorder, messages)
@@ -80,6 +80,18 @@ def cmd_live(args) -> int:
     if args.record_session:
         print(f"session audio written to {args.record_session}", file=sys.stderr)
     return 0
+
+
+def _announce(kind: str):
+    """on_block callback that says once, on stderr, that audio is flowing (tests wait for this line)."""
+    said = []
+
+    def on_block(block):
+        if not said:
+            said.append(True)
+            print(f"listening: first {kind} audio block received", file=sys.stderr, flush=True)
+
+    return on_block
 
 
 def _open_recorder(path):

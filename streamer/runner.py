@@ -29,9 +29,9 @@ def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureC
     """The ONNX emotion and gender classifiers (the shipped defaults unless paths are given)."""
     from models.onnx_model import OnnxClassifier, default_models
 
-    emo_default, gen_default = default_models()
-    return (OnnxClassifier(emotion_path or emo_default, expected_config=feature_config),
-            OnnxClassifier(gender_path or gen_default, expected_config=feature_config))
+    shipped = default_models()
+    return (OnnxClassifier(emotion_path or shipped["emotion"], expected_config=feature_config),
+            OnnxClassifier(gender_path or shipped["gender"], expected_config=feature_config))
 
 
 def make_pipeline(models, *, source: str, config: PipelineConfig = PipelineConfig()) -> Pipeline:

@@ -27,10 +27,13 @@ class Dashboard:
         self.emotions, self.genders, self.source = tuple(emotions), tuple(genders), source
         self.history: deque = deque(maxlen=history)  # (label or None, confidence)
         self.last: PredictionEvent | None = None
+        self.probs: dict = {}  # last smoothed probabilities of speech, kept (dimmed) through pauses
         self.message = ""
 
     def update(self, event: PredictionEvent) -> None:
         self.last = event
+        if event.emotion_probs:
+            self.probs = event.emotion_probs
         conf = event.emotion_probs.get(event.emotion, 0.0) if event.emotion else 0.0
         self.history.append((event.emotion, conf))
 
@@ -60,8 +63,9 @@ class Dashboard:
             head.append(f" {100 * e.gender_probs[e.gender]:.0f}%")
         bars = Table.grid(padding=(0, 1))
         for label in self.emotions:
-            p = e.emotion_probs.get(label, 0.0)
-            bars.add_row(f"{label:>9}", Text(_bar(p), style=COLORS.get(label, "white")), f"{100 * p:5.1f}%")
+            p = self.probs.get(label, 0.0)
+            style = COLORS.get(label, "white") if e.speech else "grey42"
+            bars.add_row(f"{label:>9}", Text(_bar(p), style=style), f"{100 * p:5.1f}%")
         level = Text(f"level {e.level_dbfs:6.1f} dBFS ")
         level.append(_bar((e.level_dbfs + 70) / 70, 20), style="green" if e.level_dbfs < -3 else "red")
         vad = Text(" SPEECH " if e.speech else " silence ", style="bold black on green" if e.speech else "grey50")

@@ -55,8 +55,10 @@ class _SpeechLedger:
         lo, hi = max(lo, self.decided - cap, 0), min(hi, self.decided)
         return int(sum(self._flags[i % cap] for i in range(lo, hi))) if hi > lo else 0
 
-    def latest(self) -> bool:
-        return bool(self.decided and self._flags[(self.decided - 1) % self._flags.shape[0]])
+    def at(self, frame: int) -> bool:
+        if frame < 0 or frame >= self.decided:
+            return False
+        return bool(self._flags[frame % self._flags.shape[0]])
 
 
 class Pipeline:
@@ -80,11 +82,15 @@ class Pipeline:
         self._label = LabelHysteresis(self.emotions, margin=config.label_margin,
                                       min_hold_s=config.label_hold_ms / 1000.0)
         self._gender = SegmentMean()
+        # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
+        # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
+        self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
         self._tail = np.zeros(feature_config.n_fft * 2, dtype=np.float32)  # newest samples, for level and pitch
         self.reset()
 
     def reset(self) -> None:
-        for part in (self._fx, self._vad, self._win, self._emo, self._label, self._gender):
+        for part in (self._fx, self._vad, self._win, self._emo, self._label, self._gender,
+                     *[n for n in self._norms if n is not None]):
             part.reset()
         self._ledger = _SpeechLedger(self._ledger._flags.shape[0])
         self._tail[:] = 0.0
@@ -124,8 +130,11 @@ class Pipeline:
         c, fc = self.config, self.feature_config
         timings = dict(shared)
         wall = wall_end - (self.samples_in - (win.end_frame * fc.hop_length + fc.n_fft)) / fc.sr
-        speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, win.end_frame + 1)
-        speech = self._ledger.latest() and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms
+        # Only decisions that are final for any block size: the VAD settles frame i once frame i + lookahead
+        # has arrived, so gate on frames up to end - lookahead (the VAD's own decision latency, 190 ms).
+        settled = win.end_frame - self._vad.lookahead_frames
+        speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, settled + 1)
+        speech = self._ledger.at(settled) and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms
         if not speech and win.t_end - self._last_speech_t > c.reset_after_silence_s:
             self._emo.reset(), self._label.reset(), self._gender.reset()
         emotion, probs, raw, gender, gprobs = None, {}, {}, None, {}
@@ -141,11 +150,11 @@ class Pipeline:
 
     def _classify(self, win: Window, timings: dict):
         t0 = time.perf_counter()
-        x = window_vector(win)[None, :]
+        x_emo, x_gen = (self._normalise(window_vector(win), norm) for norm in self._norms)
         t1 = time.perf_counter()
-        p_emo = self.emotion_model.predict_proba(x)[0]
+        p_emo = self.emotion_model.predict_proba(x_emo)[0]
         t2 = time.perf_counter()
-        p_gen = self.gender_model.predict_proba(x)[0]
+        p_gen = self.gender_model.predict_proba(x_gen)[0]
         t3 = time.perf_counter()
         smooth = self._emo.update(p_emo, win.t_end)
         label = self._label.update(smooth, win.t_end)
@@ -158,6 +167,13 @@ class Pipeline:
 
         return (label, named(self.emotions, smooth), named(self.emotions, p_emo),
                 self.genders[int(np.argmax(g))], named(self.genders, g))
+
+    @staticmethod
+    def _normalise(x: np.ndarray, norm) -> np.ndarray:
+        if norm is None:
+            return x[None, :]
+        norm.update(x)
+        return norm.transform(x)[None, :]
 
     def _level_dbfs(self) -> float:
         """RMS of the newest hop in dB re full scale (a full-scale square wave is 0 dBFS)."""

@@ -38,7 +38,8 @@ def _push_all(pipe, y, block):
 def test_silence_gives_no_prediction(models):
     pipe = Pipeline(*models)
     events = _push_all(pipe, np.zeros(16000 * 3, dtype=np.float32), 320)
-    assert len(events) == 26  # hops at 0.5 s .. 3.0 s (min window 0.5 s, hop 0.1 s)
+    n_frames = 1 + (16000 * 3 - 512) // 160
+    assert len(events) == n_frames // 10 - 4  # a window every 10 frames from frame 50 (min window 0.5 s)
     assert all(not e.speech and e.emotion is None and e.emotion_probs == {} for e in events)
 
 
@@ -82,9 +83,9 @@ def test_reset_replays_identically(models, speech):
 
 def test_live_drop_policy_keeps_newest_and_counts(models, speech):
     pipe = Pipeline(*models, config=PipelineConfig(max_windows_per_push=1))
-    events = pipe.push(speech[:16000 * 2])  # 2 s at once: 16 windows are due, the live policy keeps one
-    assert len(events) == 1 and events[0].dropped_windows == 15 and pipe.dropped_windows == 15
-    assert events[0].t == pytest.approx(2.0 - (16000 * 2 - (199 * 160 + 512)) / 16000, abs=1e-3)
+    events = pipe.push(speech[:16000 * 2])  # 2 s at once: 197 frames, windows due at frames 50..190
+    assert len(events) == 1 and events[0].dropped_windows == 14 and pipe.dropped_windows == 14
+    assert events[0].t == pytest.approx((189 * 160 + 512) / 16000)  # the newest window is the one kept
 
 
 def test_wall_time_is_capture_time_of_last_sample(models):

@@ -1,0 +1,125 @@
+"""The command line as a user meets it: help, predict/file outputs, and one-line errors with non-zero exits."""
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests._clips import speech_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_DEVICE_ENV = {"PULSE_SERVER": "unix:/nonexistent/pulse/native", "PULSE_CONFIG_PATH": "/nonexistent"}
+
+
+def cli(*args, env=None, timeout=120):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "streamer", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def one_line_error(stderr: str) -> bool:
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("emotion-monitor: error:")]
+    return len(errors) >= 1 and "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return speech_clip(tmp_path_factory.mktemp("clip") / "speech.wav")
+
+
+def test_help_lists_working_subcommands():
+    out = cli("--help")
+    assert out.returncode == 0
+    for cmd in ("live", "file", "predict", "devices", "record", "play", "serve", "view", "train", "evaluate",
+                "bench"):
+        assert cmd in out.stdout, cmd
+        sub = cli(cmd, "--help")
+        assert sub.returncode == 0 and "usage:" in sub.stdout, cmd
+
+
+def test_predict_json_reports_each_file_and_fails_at_the_end(clip, tmp_path):
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000 * 3, np.float32), 16000)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 50)
+    out = cli("predict", str(clip[0]), str(tmp_path / "missing.wav"), str(corrupt), str(silence), "--json")
+    assert out.returncode == 1
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(clip[0]), str(silence)]
+    speech, quiet = rows
+    assert speech["emotion"] in speech["emotion_probs"] and speech["gender"] in ("female", "male")
+    assert sum(speech["emotion_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert speech["speech_seconds"] > 1.0
+    assert quiet["emotion"] is None and quiet["emotion_probs"] == {} and quiet["speech_seconds"] == 0
+    assert "no speech" in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("emotion-monitor: error:")]
+    assert len(errors) == 2 and "missing.wav" in errors[0] and "corrupt.wav" in errors[1]
+    assert "Traceback" not in out.stderr
+
+
+def test_file_jsonl_and_csv_agree(clip, tmp_path):
+    out_csv = tmp_path / "events.csv"
+    j = cli("file", str(clip[0]), "--jsonl")
+    c = cli("file", str(clip[0]), "--csv", "--out", str(out_csv))
+    assert j.returncode == 0 and c.returncode == 0
+    events = [json.loads(line) for line in j.stdout.splitlines()]
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert len(rows) == len(events) > 10
+    assert all(e["v"] == 1 and e["type"] == "prediction" and e["source"] == "file" for e in events)
+    assert [float(r["t"]) for r in rows] == pytest.approx([e["t"] for e in events], abs=1e-3)
+    assert [r["speech"] == "1" for r in rows] == [e["speech"] for e in events]
+    assert any(e["speech"] for e in events) and not events[0]["speech"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["file", "/nonexistent/a.wav"], "a.wav"),
+    (["predict", "x.wav", "--emotion-model", "/nonexistent/model.onnx"], "model"),
+    (["file", "README.md"], "README.md"),
+])
+def test_bad_input_is_one_line_error(args, needle):
+    out = cli(*args)
+    assert out.returncode == 1 and one_line_error(out.stderr) and needle in out.stderr
+
+
+def test_no_device_falls_back_to_labelled_demo():
+    out = cli("live", "--no-ui", "--jsonl", "--duration", "2", env=NO_DEVICE_ENV)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events and all(e["source"] == "demo" for e in events)
+    assert "DEMO" in out.stderr
+
+
+def test_no_device_with_no_demo_fails_cleanly():
+    out = cli("live", "--no-ui", "--no-demo", "--duration", "2", env=NO_DEVICE_ENV)
+    assert out.returncode == 1 and one_line_error(out.stderr) and out.stdout == ""
+
+
+def test_devices_without_any_device():
+    out = cli("devices", env=NO_DEVICE_ENV)
+    assert out.returncode == 0 and "no audio input devices" in out.stdout
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    rec = tmp_path / "session.wav"
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "live", "--no-ui", "--jsonl", "--demo",
+                             "--record-session", str(rec)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **NO_DEVICE_ENV})
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait for a few events so the session has audio
+        line = proc.stdout.readline()
+        if line and json.loads(line)["t"] > 1.0:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 130) and "Traceback" not in err
+    assert "stopped (interrupt)" in err
+    info = sf.info(rec)
+    assert info.samplerate == 16000 and info.duration > 1.0

@@ -4,20 +4,28 @@ Statistics are taken over the window's loud frames only (within ``_REL_GATE_DB``
 95th-percentile frame power), so the silence around an utterance does not dilute them. Absolute level
 (log-mel mean level, MFCC c0, frame power) is left out on purpose: a microphone's gain says nothing about
 the speaker, and leaving it out makes the models gain-invariant without augmentation.
+
+Pitch proxy: below 1 kHz the Slaney mel bands are linear (about 46 Hz apart), so voiced frames show the
+harmonic comb as a ripple across bands 1-21 with a period of F0 / 46 Hz bands. The autocorrelation of that
+ripple at lags of 2-8 bands (F0 of roughly 90-370 Hz) says where the pitch is and how steady it is,
+without the raw audio.
 """
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .windows import Window
 
 __all__ = ["POOLING_VERSION", "FEATURE_NAMES", "FEATURE_DIM", "window_vector", "OnlineNorm"]
 
-POOLING_VERSION = "1"
+POOLING_VERSION = "2"
 _REL_GATE_DB = 30.0   # frames quieter than the window's loud frames by more than this are ignored
 _MIN_FRAMES = 8       # below this many loud frames, fall back to every frame
 _DELTA_LAG = 2        # frames each side of the delta (±20 ms): a cheap slope, no Savitzky-Golay
 _N_MELS, _N_MFCC = 64, 20
+_RIPPLE_LO, _RIPPLE_HI = 1, 22   # mel bands of the pitch proxy (about 46-1000 Hz, the linear part)
+_RIPPLE_LAGS = (2, 9)            # band lags [2, 9)
 
 
 def _names(n_mels: int = _N_MELS, n_mfcc: int = _N_MFCC) -> tuple[str, ...]:
@@ -28,6 +36,8 @@ def _names(n_mels: int = _N_MELS, n_mfcc: int = _N_MFCC) -> tuple[str, ...]:
     names += [f"dmfcc_std_{i}" for i in range(n_mfcc)]
     names += ["power_db_std", "power_db_p90_p50", "power_db_p50_p10", "dpower_db_std", "loud_fraction",
               "spectral_tilt_db", "low_band_ratio_db"]
+    names += [f"ripple_acf_mean_lag{k}" for k in range(*_RIPPLE_LAGS)]
+    names += [f"ripple_acf_std_lag{k}" for k in range(*_RIPPLE_LAGS)]
     return tuple(names)
 
 
@@ -35,36 +45,147 @@ FEATURE_NAMES: tuple[str, ...] = _names()
 FEATURE_DIM = len(FEATURE_NAMES)
 
 
+@njit(cache=True, nogil=True)
+def _mean_std_rows(x, sel, n_sel, out_mean, out_std):
+    """Mean and population std of each row of x (rows, n) over the columns where sel is True."""
+    for r in range(x.shape[0]):
+        s = 0.0
+        ss = 0.0
+        for t in range(x.shape[1]):
+            if sel[t]:
+                v = float(x[r, t])
+                s += v
+                ss += v * v
+        m = s / n_sel
+        out_mean[r] = m
+        out_std[r] = np.sqrt(max(ss / n_sel - m * m, 0.0))
+
+
+@njit(cache=True, nogil=True)
+def _pool(log_mel, mfcc, power, rel_gate_db, min_frames, lag, r_lo, r_hi, lag_lo, lag_hi, out):
+    """All window statistics into out (FEATURE_DIM,) float64. log_mel (n_mels, n), mfcc (n_mfcc, n), power (n,)."""
+    n_mels, n = log_mel.shape
+    n_mfcc = mfcc.shape[0]
+    p_db = np.empty(n)
+    for t in range(n):
+        p_db[t] = 10.0 * np.log10(float(power[t]) + 1e-10)
+    srt = np.sort(p_db)
+    p10 = srt[int(0.10 * (n - 1) + 0.5)]
+    p50 = srt[int(0.50 * (n - 1) + 0.5)]
+    p90 = srt[int(0.90 * (n - 1) + 0.5)]
+    p95 = srt[int(0.95 * (n - 1) + 0.5)]
+    loud = p_db >= p95 - rel_gate_db
+    n_loud = int(loud.sum())
+    if n_loud < min_frames:
+        loud[:] = True
+        n_loud = n
+    k = 0
+    mel_mean = np.empty(n_mels)
+    mel_std = np.empty(n_mels)
+    _mean_std_rows(log_mel, loud, n_loud, mel_mean, mel_std)
+    avg = mel_mean.mean()
+    for b in range(n_mels):
+        out[k + b] = mel_mean[b] - avg          # spectral shape; the overall level is dropped
+        out[k + n_mels + b] = mel_std[b]
+    k += 2 * n_mels
+    mf_mean = np.empty(n_mfcc)
+    mf_std = np.empty(n_mfcc)
+    _mean_std_rows(mfcc, loud, n_loud, mf_mean, mf_std)
+    for c in range(1, n_mfcc):
+        out[k + c - 1] = mf_mean[c]
+    k += n_mfcc - 1
+    for c in range(n_mfcc):
+        out[k + c] = mf_std[c]
+    k += n_mfcc
+    # delta-MFCC spread over loud centre frames (all centre frames if fewer than 2 are loud)
+    n_d = n - 2 * lag
+    sel = loud[lag : n - lag].copy()
+    n_sel = int(sel.sum())
+    if n_sel < 2:
+        sel[:] = True
+        n_sel = n_d
+    for c in range(n_mfcc):
+        s = 0.0
+        ss = 0.0
+        for t in range(n_d):
+            if sel[t]:
+                v = float(mfcc[c, t + 2 * lag]) - float(mfcc[c, t])
+                s += v
+                ss += v * v
+        m = s / n_sel
+        out[k + c] = np.sqrt(max(ss / n_sel - m * m, 0.0))
+    k += n_mfcc
+    s = 0.0
+    ss = 0.0
+    for t in range(n):
+        if loud[t]:
+            s += p_db[t]
+            ss += p_db[t] * p_db[t]
+    m = s / n_loud
+    out[k] = np.sqrt(max(ss / n_loud - m * m, 0.0))
+    out[k + 1] = p90 - p50
+    out[k + 2] = p50 - p10
+    s = 0.0
+    ss = 0.0
+    for t in range(n - 1):
+        v = p_db[t + 1] - p_db[t]
+        s += v
+        ss += v * v
+    m = s / (n - 1)
+    out[k + 3] = np.sqrt(max(ss / (n - 1) - m * m, 0.0))
+    out[k + 4] = n_loud / n
+    half = n_mels // 2
+    out[k + 5] = mel_mean[half:].mean() - mel_mean[:half].mean()
+    out[k + 6] = mel_mean[:8].mean() - mel_mean[8:24].mean()   # energy near F0 vs the first formants
+    k += 7
+    # pitch proxy: autocorrelation of the low-band ripple, mean and std over loud frames
+    n_lags = lag_hi - lag_lo
+    m_b = r_hi - r_lo
+    z = np.empty(m_b)
+    acc = np.zeros(n_lags)
+    acc2 = np.zeros(n_lags)
+    for t in range(n):
+        if not loud[t]:
+            continue
+        zm = 0.0
+        for b in range(m_b):
+            z[b] = log_mel[r_lo + b, t]
+            zm += z[b]
+        zm /= m_b
+        den = 1e-9
+        for b in range(m_b):
+            z[b] -= zm
+            den += z[b] * z[b]
+        for j in range(n_lags):
+            L = lag_lo + j
+            r = 0.0
+            for b in range(m_b - L):
+                r += z[b] * z[b + L]
+            r /= den
+            acc[j] += r
+            acc2[j] += r * r
+    for j in range(n_lags):
+        m = acc[j] / n_loud
+        out[k + j] = m
+        out[k + n_lags + j] = np.sqrt(max(acc2[j] / n_loud - m * m, 0.0))
+
+
 def window_vector(window: Window) -> np.ndarray:
     """Pooled statistics of one window. window.log_mel (64, n), mfcc (20, n), power (n,) -> (FEATURE_DIM,) float32.
 
-    Pure and deterministic; needs n >= 3 frames.
+    Pure and deterministic; needs n >= 5 frames. See FEATURE_NAMES for the layout.
     """
     log_mel, mfcc, power = window.log_mel, window.mfcc, window.power
     n = power.shape[0]
     if log_mel.shape[0] != _N_MELS or mfcc.shape[0] != _N_MFCC:
         raise ValueError(f"window_vector expects {_N_MELS} mels and {_N_MFCC} MFCCs, got "
                          f"{log_mel.shape[0]} and {mfcc.shape[0]}")
-    if n < 2 * _DELTA_LAG + 1:
-        raise ValueError(f"window needs at least {2 * _DELTA_LAG + 1} frames, got {n}")
-    p_db = 10.0 * np.log10(power.astype(np.float64) + 1e-10)
-    srt = np.sort(p_db)   # one sort for all four percentiles (np.percentile is ~4x slower here)
-    p10, p50, p90, p95 = (srt[int(q * (n - 1) + 0.5)] for q in (0.10, 0.50, 0.90, 0.95))
-    loud = p_db >= p95 - _REL_GATE_DB
-    if loud.sum() < _MIN_FRAMES:
-        loud[:] = True
-    lm = log_mel[:, loud].astype(np.float64)
-    mf = mfcc[:, loud].astype(np.float64)
-    mel_mean = lm.mean(axis=1)
-    mel_shape = mel_mean - mel_mean.mean()       # spectral shape; the overall level is dropped
-    d = (mfcc[:, 2 * _DELTA_LAG:] - mfcc[:, : -2 * _DELTA_LAG]).astype(np.float64)
-    d = d[:, loud[_DELTA_LAG:-_DELTA_LAG]] if loud[_DELTA_LAG:-_DELTA_LAG].sum() >= 2 else d
-    lp = p_db[loud]
-    dp = np.diff(p_db)
-    tilt = mel_mean[_N_MELS // 2:].mean() - mel_mean[: _N_MELS // 2].mean()
-    low = mel_mean[:8].mean() - mel_mean[8:24].mean()   # energy near F0 vs the first formants
-    out = np.concatenate((mel_shape, lm.std(axis=1), mf[1:].mean(axis=1), mf.std(axis=1), d.std(axis=1),
-                          (lp.std(), p90 - p50, p50 - p10, dp.std(), loud.mean(), tilt, low)))
+    if n < 2 * _DELTA_LAG + 1 or log_mel.shape[1] != n or mfcc.shape[1] != n:
+        raise ValueError(f"window needs at least {2 * _DELTA_LAG + 1} frames with matching log_mel/mfcc/power, "
+                         f"got {log_mel.shape}, {mfcc.shape}, {power.shape}")
+    out = np.empty(FEATURE_DIM)
+    _pool(log_mel, mfcc, power, _REL_GATE_DB, _MIN_FRAMES, _DELTA_LAG, _RIPPLE_LO, _RIPPLE_HI,
+          _RIPPLE_LAGS[0], _RIPPLE_LAGS[1], out)
     return out.astype(np.float32)
 
 

@@ -11,24 +11,22 @@ import os
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from dsp.config import FeatureConfig
 from dsp.pooling import FEATURE_DIM, POOLING_VERSION, window_vector
-from dsp.windows import Window, clip_windows
+from dsp.stream import StreamingFeatures
+from dsp.windows import FrameWindower, Window
 
 from .datasets import Utterance
 
-__all__ = ["Augment", "ClipFeatures", "FeatureSet", "energy_gate", "load_audio", "augment_audio", "featurize",
-           "default_cache_dir", "GATE_VERSION"]
+__all__ = ["Augment", "FeatureSet", "load_audio", "augment_audio", "featurize",
+           "default_cache_dir", "GATE_VERSION", "speech_windows", "MIN_SPEECH_FRACTION"]
 
-GATE_VERSION = "energy-1"
-_GATE_MIN_DB = -50.0        # a frame below this absolute power is silence (full-scale sine is about +10 dB)
-_GATE_REL_DB = 25.0         # ... or more than this below the window's loud frames
-_GATE_MIN_RANGE_DB = 12.0   # stationary noise has a narrow frame-power range; speech does not
-_GATE_MIN_FRACTION = 0.3    # share of active frames for the window to count as speech
+GATE_VERSION = "vad-1"
+MIN_SPEECH_FRACTION = 0.3   # a window is a speech window if this share of its frames are VAD speech
 
 
 def default_cache_dir() -> Path:
@@ -37,29 +35,19 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "voice-emotion-monitor" / "features"
 
 
-def energy_gate(window: Window) -> bool:
-    """True if the window holds enough speech-like frames. A stand-in until a streaming VAD gates windows."""
-    p_db = 10.0 * np.log10(window.power.astype(np.float64) + 1e-10)
-    srt = np.sort(p_db)
-    n = srt.shape[0]
-    p10, p95 = srt[int(0.10 * (n - 1) + 0.5)], srt[int(0.95 * (n - 1) + 0.5)]
-    if p95 < _GATE_MIN_DB + 5.0 or p95 - p10 < _GATE_MIN_RANGE_DB:
-        return False
-    active = (p_db > _GATE_MIN_DB) & (p_db > p95 - _GATE_REL_DB)
-    return bool(active.mean() >= _GATE_MIN_FRACTION)
-
-
 @dataclass(frozen=True)
 class Augment:
-    """One augmentation of a clip. snr_db=None: no noise; semitones: pitch+tempo shift by resampling."""
+    """One augmentation of a clip. snr_db=None: no noise; semitones: pitch+tempo shift by resampling;
+    band_hz: telephone-like band limit (resampled to 2*band_hz and back)."""
 
     snr_db: float | None = None
     semitones: float = 0.0
     gain_db: float = 0.0
+    band_hz: float | None = None
 
     @property
     def is_identity(self) -> bool:
-        return self.snr_db is None and self.semitones == 0.0 and self.gain_db == 0.0
+        return self.snr_db is None and self.semitones == 0.0 and self.gain_db == 0.0 and self.band_hz is None
 
 
 def load_audio(path: Path, *, sr: int) -> np.ndarray:
@@ -83,6 +71,11 @@ def augment_audio(y: np.ndarray, aug: Augment, *, sr: int, rng: np.random.Genera
         ratio = 2.0 ** (aug.semitones / 12.0)
         # Playing sr*ratio samples per second at sr raises pitch by `ratio`.
         y = soxr.resample(y, sr * ratio, sr).astype(np.float32)
+    if aug.band_hz is not None:
+        import soxr
+
+        low = soxr.resample(y, sr, 2 * aug.band_hz)
+        y = soxr.resample(low, 2 * aug.band_hz, sr).astype(np.float32)
     if aug.gain_db:
         y = y * np.float32(10.0 ** (aug.gain_db / 20.0))
     if aug.snr_db is not None:
@@ -99,17 +92,23 @@ def augment_audio(y: np.ndarray, aug: Augment, *, sr: int, rng: np.random.Genera
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class ClipFeatures:
-    """Speech-window vectors of one clip: x (n, D) float32; n may be 0."""
+def speech_windows(y: np.ndarray, *, config: FeatureConfig = FeatureConfig(), window_ms: float,
+                   hop_ms: float) -> list[Window]:
+    """The windows of a whole signal that the live gate passes: dsp.vad.StreamingVad marks at least
+    MIN_SPEECH_FRACTION of the window's frames as speech. One pass of StreamingFeatures feeds both."""
+    from dsp.vad import StreamingVad
 
-    x: np.ndarray
+    frames = StreamingFeatures(config).push(y)
+    vad = StreamingVad(feature_config=config)
+    speech = np.concatenate((vad.push(frames).speech, vad.flush().speech)).astype(np.float64)
+    csum = np.concatenate(([0.0], np.cumsum(speech)))
+    wins = FrameWindower(config, window_ms=window_ms, hop_ms=hop_ms).push(frames)
+    return [w for w in wins
+            if (csum[w.end_frame + 1] - csum[w.end_frame + 1 - w.n_frames]) >= MIN_SPEECH_FRACTION * w.n_frames]
 
 
-def _clip_vectors(y: np.ndarray, *, config: FeatureConfig, window_ms: float, hop_ms: float,
-                  gate: Callable[[Window], bool]) -> np.ndarray:
-    wins = clip_windows(y, config=config, window_ms=window_ms, hop_ms=hop_ms)
-    vecs = [window_vector(w) for w in wins if gate(w)]
+def _clip_vectors(y: np.ndarray, *, config: FeatureConfig, window_ms: float, hop_ms: float) -> np.ndarray:
+    vecs = [window_vector(w) for w in speech_windows(y, config=config, window_ms=window_ms, hop_ms=hop_ms)]
     return np.stack(vecs) if vecs else np.zeros((0, FEATURE_DIM), np.float32)
 
 
@@ -119,7 +118,7 @@ def _job(args) -> np.ndarray:
     y = load_audio(path, sr=cfg.sr)
     if not aug.is_identity:
         y = augment_audio(y, aug, sr=cfg.sr, rng=rng)
-    return _clip_vectors(y, config=cfg, window_ms=window_ms, hop_ms=hop_ms, gate=energy_gate)
+    return _clip_vectors(y, config=cfg, window_ms=window_ms, hop_ms=hop_ms)
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,31 @@ __all__ = ["Recipe", "online_normalise", "fit_classifier", "clip_probs"]
 class Recipe:
     """Everything that decides a trained model besides the data and the seed."""
 
-    window_ms: float = 2000.0
+    window_ms: float = 1500.0
     hop_ms: float = 100.0
-    norm: str = "speaker_mean"        # "none" | "speaker_mean" (dsp.pooling.OnlineNorm)
+    norm: str = "speaker_mean"        # emotion: "none" | "speaker_mean" (dsp.pooling.OnlineNorm)
+    gender_norm: str = "none"         # a speaker's mean voice IS the gender cue: never subtract it
     norm_prior_count: float = 20.0
     classifier: str = "mlp"           # "logreg" | "mlp"
     hidden: tuple[int, ...] = (256,)
     alpha: float = 1e-3
     max_iter: int = 60
     c_logreg: float = 0.1
+    n_members: int = 3                # >1: soft-voting ensemble of MLPs with seeds seed..seed+n-1
     train_stride: int = 2             # use every k-th training window (neighbours overlap by 95%)
     augs: tuple[Augment, ...] = (Augment(),)
+    # Telephone band limit for gender: without it the 8 kHz asterisk voices teach "narrow band = female".
+    gender_augs: tuple[Augment, ...] = (Augment(), Augment(band_hz=4000.0))
+    gender_members: int = 1           # gender is easy enough; one MLP
+
+    def augs_for(self, task: str) -> tuple[Augment, ...]:
+        return self.gender_augs if task == "gender" else self.augs
+
+    def members_for(self, task: str) -> int:
+        return self.gender_members if task == "gender" else self.n_members
+
+    def norm_for(self, task: str) -> str:
+        return self.gender_norm if task == "gender" else self.norm
 
     def asdict(self) -> dict:
         return asdict(self)
@@ -57,7 +71,8 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
     return out
 
 
-def fit_classifier(x: np.ndarray, y: np.ndarray, recipe: Recipe, *, seed: int):
+def fit_classifier(x: np.ndarray, y: np.ndarray, recipe: Recipe, *, seed: int, sample_weight=None,
+                   n_members: int | None = None):
     """A StandardScaler + classifier Pipeline fitted on window vectors x (N, D) with integer labels y (N,)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -65,18 +80,33 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, recipe: Recipe, *, seed: int):
     from sklearn.preprocessing import StandardScaler
 
     if recipe.classifier == "logreg":
-        clf = LogisticRegression(C=recipe.c_logreg, max_iter=500, class_weight="balanced")
+        clf = LogisticRegression(C=recipe.c_logreg, max_iter=500)
     elif recipe.classifier == "mlp":
-        clf = MLPClassifier(hidden_layer_sizes=recipe.hidden, alpha=recipe.alpha, max_iter=recipe.max_iter,
-                            batch_size=256, learning_rate_init=1e-3, early_stopping=False, random_state=seed)
+        def mlp(s):
+            return MLPClassifier(hidden_layer_sizes=recipe.hidden, alpha=recipe.alpha, max_iter=recipe.max_iter,
+                                 batch_size=256, learning_rate_init=1e-3, early_stopping=False, random_state=s)
+
+        n_members = recipe.n_members if n_members is None else n_members
+        if n_members > 1:
+            from sklearn.ensemble import VotingClassifier
+
+            clf = VotingClassifier([(f"mlp{i}", mlp(seed + i)) for i in range(n_members)], voting="soft",
+                                   flatten_transform=False)
+        else:
+            clf = mlp(seed)
     else:
         raise ValueError(f"unknown classifier {recipe.classifier!r} (expected 'logreg' or 'mlp')")
     import warnings
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: with small batches OpenBLAS threads spin against each other (16x slower on 2 cores).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return make_pipeline(StandardScaler(), clf).fit(x, y)
+        pipe = make_pipeline(StandardScaler(), clf)
+        fit_kw = {} if sample_weight is None else {pipe.steps[-1][0] + "__sample_weight": sample_weight}
+        return pipe.fit(x, y, **fit_kw)
 
 
 def clip_probs(window_probs: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

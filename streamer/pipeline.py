@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,7 +54,8 @@ class _SpeechLedger:
         """Speech frames in [lo, hi), clipped to what is decided and still stored."""
         cap = self._flags.shape[0]
         lo, hi = max(lo, self.decided - cap, 0), min(hi, self.decided)
-        return int(sum(self._flags[i % cap] for i in range(lo, hi))) if hi > lo else 0
+        # One vectorised gather instead of a Python loop over the window's ~150 frames at every hop.
+        return int(np.count_nonzero(self._flags[np.arange(lo, hi) % cap])) if hi > lo else 0
 
     def at(self, frame: int) -> bool:
         if frame < 0 or frame >= self.decided:
@@ -122,8 +124,9 @@ class Pipeline:
 
     def _keep_tail(self, samples: np.ndarray) -> None:
         n = min(samples.shape[0], self._tail.shape[0])
-        self._tail = np.roll(self._tail, -n)
-        self._tail[-n:] = samples[-n:] if n else self._tail[-n:]
+        if n:  # shift in place: np.roll allocated a new array at every push
+            self._tail[:-n] = self._tail[n:]
+            self._tail[-n:] = samples[-n:]
 
     # -- one window ---------------------------------------------------------------------------------------
     def _event(self, win: Window, wall_end: float, overflows: int, shared: dict) -> PredictionEvent:
@@ -150,7 +153,8 @@ class Pipeline:
 
     def _classify(self, win: Window, timings: dict):
         t0 = time.perf_counter()
-        x_emo, x_gen = (self._normalise(window_vector(win), norm) for norm in self._norms)
+        vector = window_vector(win)  # pooled once for both models (it is pure; normalising copies it)
+        x_emo, x_gen = (self._normalise(vector, norm) for norm in self._norms)
         t1 = time.perf_counter()
         p_emo = self.emotion_model.predict_proba(x_emo)[0]
         t2 = time.perf_counter()
@@ -190,11 +194,19 @@ class Pipeline:
 
 
 def _mel_centroid_hz(log_mel: np.ndarray, fc: FeatureConfig) -> float:
-    import librosa
-
-    centres = librosa.mel_frequencies(n_mels=fc.n_mels + 2, fmin=fc.fmin, fmax=fc.fmax)[1:-1]
+    centres = _mel_centres_hz(fc.n_mels, fc.fmin, fc.fmax)
     power = np.power(10.0, log_mel.mean(axis=1) / 10.0)
     return float(np.sum(centres * power) / max(np.sum(power), 1e-20))
+
+
+@lru_cache(maxsize=8)
+def _mel_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequencies (n_mels,) of the Slaney mel bands; cached, as they were recomputed at every event."""
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]
+    centres.setflags(write=False)  # shared by every call
+    return centres
 
 
 def _pitch_hz(tail: np.ndarray, *, sr: int) -> float | None:

@@ -216,3 +216,53 @@ def test_shipped_models(task, labels):
     p = clf.predict_proba(x)
     assert p.shape == (len(wins), len(labels))
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_training_normalisation_equals_live_online_norm():
+    """models.recipe.online_normalise (training) == OnlineNorm update-then-transform (live), per session."""
+    from models.recipe import online_normalise
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 6)).astype(np.float32) + 2.0
+    clip = np.repeat(np.arange(8), 5)            # 8 clips of 5 windows
+    speaker_of_clip = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    prior = rng.standard_normal(6)
+    got = online_normalise(x, clip, speaker_of_clip, prior, prior_count=3.0, rng=np.random.default_rng(0))
+    # replay: same random clip order per speaker, windows in time order
+    order_rng = np.random.default_rng(0)
+    for s in (0, 1):
+        clips = np.unique(clip[speaker_of_clip[clip] == s])
+        norm = OnlineNorm(prior, prior_count=3.0)
+        for c in order_rng.permutation(clips):
+            for i in np.flatnonzero(clip == c):
+                norm.update(x[i])
+                np.testing.assert_allclose(got[i], norm.transform(x[i]), atol=1e-5)
+
+
+def test_voice_loader(tmp_path):
+    from models.voices import load_voices
+
+    _write(tmp_path / "pkg" / "usr" / "share" / "it_IT_m_Carlo" / "digits" / "1.wav", _tone(1.0))
+    _write(tmp_path / "pkg" / "usr" / "share" / "en_US_f_Allison" / "hello.wav", _tone(1.0))
+    _write(tmp_path / "pkg" / "usr" / "share" / "es_MX_f_Allison" / "hola.wav", _tone(1.0))
+    _write(tmp_path / "pkg" / "usr" / "share" / "es_MX_f_Allison" / "a.wav", _tone(0.2))   # too short
+    utts = load_voices([tmp_path])
+    assert sorted((u.speaker, u.gender, u.emotion) for u in utts) == [
+        ("asterisk_Allison", "female", None), ("asterisk_Allison", "female", None), ("asterisk_Carlo", "male", None)]
+    with pytest.raises(ValueError, match="no <lang>_<CC>_<f|m>_<Name> voice folders"):
+        load_voices([tmp_path / "pkg" / "usr" / "share" / "it_IT_m_Carlo" / "digits"])
+
+
+def test_speaker_folds_are_speaker_disjoint():
+    from models.evaluate import speaker_folds
+
+    utts = [Utterance(Path(f"{a}_{k}"), "ravdess", f"ravdess_{a:02d}", "male", "happy") for a in range(1, 21)
+            for k in range(3)] + [Utterance(Path(f"t{s}{k}"), "tess", f"tess_{s}", "female", "sad")
+                                   for s in ("OAF", "YAF") for k in range(3)]
+    folds = speaker_folds(utts)
+    assert [f.name for f in folds][:2] == ["ravdess actors 01-04", "ravdess actors 05-08"]
+    assert len(folds) == 7
+    seen = [i for f in folds for i in f.test]
+    assert sorted(seen) == list(range(len(utts)))
+    for f in folds:
+        assert len({utts[i].speaker for i in f.test}) == (4 if f.name.startswith("ravdess") else 1)

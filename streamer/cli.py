@@ -306,7 +306,8 @@ def main(argv=None) -> int:
         argv = ["live", *argv]
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        func = getattr(args, "func", None) or args.run  # models/ registers its commands with `run`
+        return int(func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,141 @@
+"""ONNX classifier wrapper: lazy CPU session, names and dims checked at load, metadata checked against dsp."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dsp.config import FeatureConfig
+
+from .errors import ModelError
+
+__all__ = ["OnnxClassifier", "default_models", "INPUT_NAME", "OUTPUT_NAME", "REQUIRED_METADATA"]
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "probs"
+REQUIRED_METADATA = ("labels", "feature_config", "window_ms", "hop_ms", "pooling_version", "feature_dim",
+                     "normalisation")
+_HERE = Path(__file__).resolve().parent
+
+
+def default_models() -> dict[str, Path]:
+    """Paths of the shipped models: {"emotion": models/emotion.onnx, "gender": models/gender.onnx}."""
+    return {"emotion": _HERE / "emotion.onnx", "gender": _HERE / "gender.onnx"}
+
+
+class OnnxClassifier:
+    """A window-vector classifier exported by models.train.
+
+    >>> clf = OnnxClassifier(default_models()["emotion"], expected_config=FeatureConfig())
+    >>> clf.predict_proba(x)   # x: (n, D) or (D,) float -> (n, C) float32, columns in clf.labels order
+
+    The metadata is read (and checked) at construction; the inference session is created on first use.
+    """
+
+    def __init__(self, path, *, expected_config: FeatureConfig | None = None, intra_op_threads: int = 1):
+        self.path = Path(path)
+        self.intra_op_threads = int(intra_op_threads)
+        self._session = None
+        self._io_checked = False
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        self.metadata = self._read_metadata()
+        try:
+            self.labels: tuple[str, ...] = tuple(json.loads(self.metadata["labels"]))
+            self.feature_config = FeatureConfig.fromdict(json.loads(self.metadata["feature_config"]))
+            self.feature_dim = int(self.metadata["feature_dim"])
+            self.window_ms = float(self.metadata["window_ms"])
+            self.hop_ms = float(self.metadata["hop_ms"])
+            self.normalisation = json.loads(self.metadata["normalisation"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"{self.path}: malformed metadata ({exc})") from None
+        if expected_config is not None and self.feature_config != expected_config:
+            diff = {k: (v, getattr(expected_config, k)) for k, v in self.feature_config.asdict().items()
+                    if getattr(expected_config, k) != v}
+            raise ModelError(f"{self.path} was trained with other feature parameters: "
+                             + ", ".join(f"{k}={a} (expected {b})" for k, (a, b) in diff.items()))
+        from dsp.pooling import FEATURE_DIM, POOLING_VERSION
+
+        if self.metadata["pooling_version"] != POOLING_VERSION or self.feature_dim != FEATURE_DIM:
+            raise ModelError(f"{self.path} expects pooling v{self.metadata['pooling_version']} with "
+                             f"{self.feature_dim} features; dsp.pooling is v{POOLING_VERSION} with {FEATURE_DIM}")
+
+    def _read_metadata(self) -> dict[str, str]:
+        try:
+            import onnx
+
+            model = onnx.load(str(self.path), load_external_data=False)
+        except ImportError:
+            return self._session_metadata()
+        except Exception as exc:  # onnx raises DecodeError and friends for a corrupt file
+            raise ModelError(f"cannot read ONNX model {self.path}: {type(exc).__name__}") from None
+        meta = {p.key: p.value for p in model.metadata_props}
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise ModelError(f"{self.path} lacks metadata {', '.join(missing)} (not exported by models.train?)")
+        return meta
+
+    def _session_metadata(self) -> dict[str, str]:
+        """Without the onnx package (a training extra), read the metadata through onnxruntime instead."""
+        self._session = self._new_session()   # checked against the metadata in predict_proba's first call
+        self._io_checked = False
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise ModelError(f"{self.path} lacks metadata {', '.join(missing)} (not exported by models.train?)")
+        return meta
+
+    def _new_session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.intra_op_threads
+        opts.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load ONNX model {self.path}: {str(exc).splitlines()[0][:200]}") from None
+
+    @property
+    def session(self):
+        """The onnxruntime InferenceSession (CPU, intra_op_threads), created on first use and checked."""
+        if self._session is None:
+            self._session = self._new_session()
+            self._io_checked = False
+        if not self._io_checked:
+            self._check_io(self._session)
+            self._io_checked = True
+        return self._session
+
+    def _check_io(self, sess) -> None:
+        ins, outs = sess.get_inputs(), sess.get_outputs()
+        if len(ins) != 1 or ins[0].name != INPUT_NAME:
+            raise ModelError(f"{self.path}: expected one input {INPUT_NAME!r}, got {[i.name for i in ins]}")
+        if OUTPUT_NAME not in [o.name for o in outs]:
+            raise ModelError(f"{self.path}: no output {OUTPUT_NAME!r} (outputs {[o.name for o in outs]})")
+        d = ins[0].shape[-1]
+        if isinstance(d, int) and d != self.feature_dim:
+            raise ModelError(f"{self.path}: input width {d} differs from metadata feature_dim {self.feature_dim}")
+        c = next(o for o in outs if o.name == OUTPUT_NAME).shape[-1]
+        if isinstance(c, int) and c != len(self.labels):
+            raise ModelError(f"{self.path}: output width {c} differs from {len(self.labels)} labels")
+
+    def predict_proba(self, x) -> np.ndarray:
+        """x: (n, D) or (D,) -> (n, C) float32 probabilities (rows sum to 1)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.feature_dim:
+            raise ValueError(f"features must be (n, {self.feature_dim}) or ({self.feature_dim},), got {x.shape}")
+        (p,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x)})
+        return p
+
+    def online_norm(self):
+        """A fresh dsp.pooling.OnlineNorm for this model's normalisation, or None if it uses none."""
+        from dsp.pooling import OnlineNorm
+
+        if self.normalisation.get("mode", "none") == "none":
+            return None
+        return OnlineNorm(np.asarray(self.normalisation["prior_mean"], np.float32),
+                          prior_count=float(self.normalisation["prior_count"]))

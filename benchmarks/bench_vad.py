@@ -358,6 +358,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=40, help="clips to report on (default 40)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write all numbers here")
+    ap.add_argument("--html", type=Path, help="write the F1 table as a chart (HTML with inline SVG)")
     ap.add_argument("--tune", action="store_true", help="tune VadConfig on actors 01-10 and print it")
     ap.add_argument("--no-silero", action="store_true", help="skip silero even if installed")
     args = ap.parse_args(argv)
@@ -394,7 +395,22 @@ def main(argv=None) -> int:
         goal = {b: {"f1_20db": mean_f1(result["scores"], b, 20), "f1_10db": mean_f1(result["scores"], b, 10)}
                 for b in sorted({s["backend"] for s in result["scores"]})}
         args.json.write_text(json.dumps({"meta": meta, **result, "goal": goal}, indent=2))
+    if args.html:
+        write_vad_html(args.html, result["scores"], meta)
     return 0
+
+
+def write_vad_html(path: Path, scores: list, meta: dict) -> None:
+    """Precision / recall / F1 per noise, SNR and backend as bar charts."""
+    from ._util import bars_svg, write_html
+
+    body = (f"<p>Frame-level scores on {meta['clips']} RAVDESS clips of actors {meta['report_actors']} "
+            f"(tuned on {meta['tune_actors']}), seed {meta['seed']}.</p>")
+    for metric in ("f1", "precision", "recall"):
+        rows = [(f"{s['noise']} {s['snr_db']} dB · {s['backend']}", s[metric], s["backend"]) for s in scores]
+        body += bars_svg(rows, title=f"{metric} per condition", vmax=1.0,
+                         colors={"ours": "#4a90e2", "silero": "#e67e22"})
+    write_html(path, title="VAD benchmark", body=body)
 
 
 if __name__ == "__main__":

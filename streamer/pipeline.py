@@ -97,14 +97,33 @@ class Pipeline:
         self._ledger = _SpeechLedger(self._ledger._flags.shape[0])
         self._tail[:] = 0.0
         self.samples_in = 0
+        self._held, self._held_n, self._held_wall = [], 0, 0.0
+        self._due = self._next_due()
         self.dropped_windows = 0
         self.speech_frames = 0
         self._last_speech_t = -math.inf
 
     # -- push ---------------------------------------------------------------------------------------------
     def push(self, samples: np.ndarray, *, wall_end: float | None = None, overflows: int = 0) -> list[PredictionEvent]:
-        """Feed mono float samples; ``wall_end`` is the capture time of the last one (default: now)."""
-        wall_end = time.time() if wall_end is None else wall_end
+        """Feed mono float samples; ``wall_end`` is the capture time of the last one (default: now).
+
+        Samples are held until the next window is due, then processed in one go: a window cannot be emitted
+        before its last sample anyway, so this costs no latency, and the per-call overhead of the extractor
+        and the VAD is paid once per hop instead of once per (20 ms) capture block.
+        """
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise ValueError(f"audio must be mono (1-D), got shape {samples.shape}")
+        self._held.append(samples)
+        self._held_n += samples.shape[0]
+        self._held_wall = time.time() if wall_end is None else wall_end
+        if self.samples_in + self._held_n < self._due:
+            return []
+        block = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        self._held, self._held_n = [], 0
+        return self._process(block, self._held_wall, overflows)
+
+    def _process(self, samples: np.ndarray, wall_end: float, overflows: int) -> list[PredictionEvent]:
         t0 = time.perf_counter()
         frames = self._fx.push(samples)
         self._keep_tail(samples)
@@ -115,12 +134,20 @@ class Pipeline:
         t2 = time.perf_counter()
         windows = self._win.push(frames)
         self.samples_in += samples.shape[0]
+        self._due = self._next_due()
         keep = self.config.max_windows_per_push
         if keep and len(windows) > keep:
             self.dropped_windows += len(windows) - keep  # live: fell behind, show the present, count the rest
             windows = windows[-keep:]
         shared = {"features": (t1 - t0) * 1e3, "vad": (t2 - t1) * 1e3}
         return [self._event(w, wall_end, overflows, shared) for w in windows]
+
+    def _next_due(self) -> int:
+        """Samples the stream must hold before the next window is emitted (see FrameWindower's rule)."""
+        fc, win = self.feature_config, self._win
+        k = max(win.min_frames, self._fx.frames_done + 1)
+        k = -(-k // win.hop_frames) * win.hop_frames
+        return (k - 1) * fc.hop_length + fc.n_fft
 
     def _keep_tail(self, samples: np.ndarray) -> None:
         n = min(samples.shape[0], self._tail.shape[0])
@@ -210,8 +237,7 @@ def _mel_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
 
 
 def _pitch_hz(tail: np.ndarray, *, sr: int) -> float | None:
-    from dsp.descriptive import f0
+    from dsp.descriptive import f0_frame
 
-    f, voiced, _ = f0(tail.astype(np.float64), fmin=70.0, fmax=400.0, sr=sr, frame_length=tail.shape[0],
-                      hop_length=tail.shape[0], center=False)
-    return round(float(f[-1]), 1) if voiced[-1] and np.isfinite(f[-1]) else None
+    f = f0_frame(tail, sr=sr, fmin=70.0, fmax=400.0)
+    return round(f, 1) if np.isfinite(f) else None

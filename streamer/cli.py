@@ -79,6 +79,8 @@ def cmd_live(args) -> int:
           f"{summary.dropped_windows} dropped windows", file=sys.stderr)
     if args.record_session:
         print(f"session audio written to {args.record_session}", file=sys.stderr)
+    if summary.clipping_warning("input"):
+        print(summary.clipping_warning("input"), file=sys.stderr)
     return 0
 
 
@@ -158,6 +160,8 @@ def cmd_file(args) -> int:
             out.close()
     if summary.speech_events == 0:
         print(f"{args.path}: no speech detected; events carry emotion=null", file=sys.stderr)
+    if summary.clipping_warning(args.path):
+        print(summary.clipping_warning(args.path), file=sys.stderr)
     return 130 if summary.stopped_by == "interrupt" else 0
 
 
@@ -188,6 +192,9 @@ def cmd_predict(args) -> int:
             continue
         if result.emotion is None:
             print(f"{path}: no speech detected; no prediction", file=sys.stderr)
+        if result.clipped_fraction > 1e-3:
+            print(f"{path}: {100 * result.clipped_fraction:.1f} % of samples are clipped; the prediction is "
+                  "less reliable", file=sys.stderr)
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         else:

@@ -13,6 +13,9 @@ from .events import PredictionEvent
 from .pipeline import Pipeline, PipelineConfig
 
 
+_CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (16-bit full scale is 32767/32768)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What a run saw: seconds of audio, events, speech, and the loss counters a user should know about."""
@@ -23,6 +26,14 @@ class RunSummary:
     overflows: int
     dropped_windows: int
     stopped_by: str  # "end" | "duration" | "interrupt" | "stopped"
+    clipped_fraction: float = 0.0  # share of samples at full scale: the input level is too high
+
+    def clipping_warning(self, name: str) -> str | None:
+        """A one-line warning when more than 0.1 % of the samples are clipped, else None."""
+        if self.clipped_fraction <= 1e-3:
+            return None
+        return (f"{name}: {100 * self.clipped_fraction:.1f} % of samples are clipped (at full scale); "
+                "lower the input gain - clipping distorts the features the models rely on")
 
 
 def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureConfig = FeatureConfig()):
@@ -64,12 +75,14 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
     ``stop`` (a threading.Event) ends it from another thread.
     """
     seconds, n_events, n_speech, stopped = 0.0, 0, 0, "end"
-    overflows = 0
+    overflows, clipped, n_samples = 0, 0, 0
     try:
         for block in source:
             if recorder is not None:
                 recorder.write(block)
             overflows = int(getattr(source, "overflows", 0))
+            clipped += int(np.count_nonzero(np.abs(block.samples) >= _CLIP_LEVEL))
+            n_samples += block.samples.shape[0]
             for event in pipeline.push(block.samples, wall_end=block.wall, overflows=overflows):
                 n_events += 1
                 n_speech += event.speech
@@ -86,7 +99,8 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
     except KeyboardInterrupt:
         stopped = "interrupt"
     return RunSummary(audio_seconds=round(seconds, 3), events=n_events, speech_events=n_speech,
-                      overflows=overflows, dropped_windows=pipeline.dropped_windows, stopped_by=stopped)
+                      overflows=overflows, dropped_windows=pipeline.dropped_windows, stopped_by=stopped,
+                      clipped_fraction=clipped / max(n_samples, 1))
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class ClipPrediction:
     gender: str | None
     gender_probs: dict
     speech_seconds: float
+    clipped_fraction: float = 0.0
 
     def to_dict(self) -> dict:
         return {"path": self.path, "emotion": self.emotion, "emotion_probs": self.emotion_probs,
@@ -118,12 +133,12 @@ def predict_file(path: str, pipeline: Pipeline) -> ClipPrediction:
             gen.append([event.gender_probs[k] for k in pipeline.genders])
 
     with FileSource(Path(path), realtime=False) as source:
-        run(source, pipeline, on_event=collect)
+        summary = run(source, pipeline, on_event=collect)
     speech_s = round(pipeline.speech_frames * pipeline.feature_config.hop_length / pipeline.feature_config.sr, 2)
     if not emo:
-        return ClipPrediction(path, None, {}, None, {}, speech_s)
+        return ClipPrediction(path, None, {}, None, {}, speech_s, summary.clipped_fraction)
     pe, pg = np.mean(emo, axis=0), np.mean(gen, axis=0)
     return ClipPrediction(
         path, pipeline.emotions[int(np.argmax(pe))], {k: round(float(v), 4) for k, v in zip(pipeline.emotions, pe)},
         pipeline.genders[int(np.argmax(pg))], {k: round(float(v), 4) for k, v in zip(pipeline.genders, pg)},
-        speech_s)
+        speech_s, summary.clipped_fraction)

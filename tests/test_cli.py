@@ -123,3 +123,14 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     assert "stopped (interrupt)" in err
     info = sf.info(rec)
     assert info.samplerate == 16000 and info.duration > 1.0
+
+
+def test_clipped_input_is_flagged(clip, tmp_path):
+    y, sr = sf.read(clip[0], dtype="float32")
+    loud = tmp_path / "clipped.wav"
+    sf.write(loud, np.clip(8.0 * y, -1.0, 1.0), sr, subtype="PCM_16")
+    out = cli("predict", str(loud), "--json")
+    assert out.returncode == 0 and "clipped" in out.stderr and "Traceback" not in out.stderr
+    assert json.loads(out.stdout)["emotion"] is not None
+    quiet = cli("predict", str(clip[0]))
+    assert "clipped" not in quiet.stderr

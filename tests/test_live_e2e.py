@@ -92,3 +92,25 @@ def test_device_lost_mid_stream_exits_cleanly_with_recording(vmic_private, tmp_p
     assert 2.0 < took < 15.0  # it retried for a few seconds, then gave up
     info = sf.info(rec)  # the session recording is a valid, finalised WAV
     assert info.samplerate == 16000 and info.frames > 16000
+
+
+def test_play_shows_prediction_and_plays_into_the_virtual_device(vmic, tmp_path):
+    path, _, _ = speech_clip(tmp_path / "speech.wav", lead_s=0.3, tail_s=0.3)
+    out = subprocess.run([sys.executable, "-m", "streamer", "play", str(path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, **vmic.env})
+    assert out.returncode == 0, out.stderr
+    assert str(path) in out.stdout and ("female" in out.stdout or "male" in out.stdout)
+
+
+def test_record_writes_the_clip_it_hears(vmic, tmp_path):
+    path, _, _ = speech_clip(tmp_path / "speech.wav", lead_s=0.3, tail_s=0.3)
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "record", str(rec), "--seconds", "3"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **vmic.env})
+    time.sleep(1.0)
+    vmic.play(path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    y, sr = sf.read(rec, dtype="float32")
+    assert sr == 16000 and abs(y.size / sr - 3.0) < 0.1 and abs(y).max() > 0.05

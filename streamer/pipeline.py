@@ -29,6 +29,7 @@ class PipelineConfig:
     hop_ms: float = 100.0
     min_window_ms: float = 500.0
     min_speech_ms: float = 250.0  # speech needed inside a window before it is classified
+    min_speech_fraction: float = 0.3  # ...and this share of its frames: the gate the models were trained with
     time_constant_s: float = 0.5  # exponential smoothing of emotion probabilities
     label_margin: float = 0.05
     label_hold_ms: float = 300.0
@@ -164,7 +165,8 @@ class Pipeline:
         # has arrived, so gate on frames up to end - lookahead (the VAD's own decision latency, 190 ms).
         settled = win.end_frame - self._vad.lookahead_frames
         speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, settled + 1)
-        speech = self._ledger.at(settled) and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms
+        speech = (self._ledger.at(settled) and speech_frames >= c.min_speech_fraction * win.n_frames
+                  and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms)
         if not speech and win.t_end - self._last_speech_t > c.reset_after_silence_s:
             self._emo.reset(), self._label.reset(), self._gender.reset()
         emotion, probs, raw, gender, gprobs = None, {}, {}, None, {}

@@ -1,6 +1,7 @@
 """Rich terminal dashboard for `emotion-monitor live`: a pure render function of the latest state."""
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from rich.console import Group
@@ -29,9 +30,11 @@ class Dashboard:
         self.last: PredictionEvent | None = None
         self.probs: dict = {}  # last smoothed probabilities of speech, kept (dimmed) through pauses
         self.message = ""
+        self.delay_ms = 0.0
 
     def update(self, event: PredictionEvent) -> None:
         self.last = event
+        self.delay_ms = 1000.0 * (time.time() - event.wall)  # capture of the window's last sample -> shown
         if event.emotion_probs:
             self.probs = event.emotion_probs
         conf = event.emotion_probs.get(event.emotion, 0.0) if event.emotion else 0.0
@@ -70,7 +73,8 @@ class Dashboard:
         level.append(_bar((e.level_dbfs + 70) / 70, 20), style="green" if e.level_dbfs < -3 else "red")
         vad = Text(" SPEECH " if e.speech else " silence ", style="bold black on green" if e.speech else "grey50")
         compute = sum(e.timings_ms.values())
-        footer = Text(f"t={e.t:7.1f}s  compute {compute:5.2f} ms/hop  overflows {e.overflows}  "
+        footer = Text(f"t={e.t:7.1f}s  compute {compute:5.2f} ms/hop  delay {self.delay_ms:4.0f} ms  "
+                      f"overflows {e.overflows}  "
                       f"dropped windows {e.dropped_windows}", style="grey62")
         parts = [head, bars, Text.assemble(vad, "  ", level), Text("history ").append(self._sparkline()), footer]
         if self.message:

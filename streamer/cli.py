@@ -32,8 +32,8 @@ def _build_pipeline(args, *, source: str, live: bool):
 
     models = load_models(args.emotion_model, args.gender_model)
     meta = models[0].metadata
-    window_ms = args.window_ms or float(meta.get("window_ms", 1500.0))
-    hop_ms = args.hop_ms or float(meta.get("hop_ms", 100.0))
+    window_ms = float(meta.get("window_ms", 1500.0)) if args.window_ms is None else args.window_ms
+    hop_ms = float(meta.get("hop_ms", 100.0)) if args.hop_ms is None else args.hop_ms
     cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau,
                          max_windows_per_push=1 if live else 0)
     return make_pipeline(models, source=source, config=cfg)
@@ -328,7 +328,8 @@ def main(argv=None) -> int:
 def _is_user_error(exc: Exception) -> bool:
     from .errors import StreamerError
 
-    user = (StreamerError, ValueError, FileNotFoundError, PermissionError)
+    # OSError covers a busy port, a missing folder for an output file, a full disk: all one-line matters.
+    user = (StreamerError, ValueError, OSError)
     try:
         from models.errors import ModelError
 

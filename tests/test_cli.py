@@ -134,3 +134,16 @@ def test_clipped_input_is_flagged(clip, tmp_path):
     assert json.loads(out.stdout)["emotion"] is not None
     quiet = cli("predict", str(clip[0]))
     assert "clipped" not in quiet.stderr
+
+
+def test_busy_port_and_bad_window_are_one_line_errors():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = cli("serve", "--source", "demo", "--port", str(port), timeout=60)
+    assert out.returncode == 1 and one_line_error(out.stderr) and "address already in use" in out.stderr
+    out = cli("file", "README.md", "--window-ms", "0")
+    assert out.returncode == 1 and one_line_error(out.stderr) and "window_ms" in out.stderr

@@ -22,6 +22,9 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hop-ms", type=float, default=None, help="update interval (default: the model's, 100)")
     g.add_argument("--tau", type=float, default=0.5, metavar="SECONDS",
                    help="time constant of emotion smoothing (default 0.5 s)")
+    g.add_argument("--vad", choices=("ours", "silero"), default="ours",
+                   help="voice activity detector: ours (default) or silero (needs `pip install --no-deps "
+                        "silero-vad`; better in very loud noise, 14x the cost)")
     g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
     g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
 
@@ -34,7 +37,7 @@ def _build_pipeline(args, *, source: str, live: bool):
     meta = models[0].metadata
     window_ms = float(meta.get("window_ms", 1500.0)) if args.window_ms is None else args.window_ms
     hop_ms = float(meta.get("hop_ms", 100.0)) if args.hop_ms is None else args.hop_ms
-    cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau,
+    cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau, vad_backend=args.vad,
                          max_windows_per_push=1 if live else 0)
     return make_pipeline(models, source=source, config=cfg)
 

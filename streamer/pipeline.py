@@ -32,7 +32,7 @@ class PipelineConfig:
     min_speech_fraction: float = 0.3  # ...and this share of its frames: the gate the models were trained with
     time_constant_s: float = 0.5  # exponential smoothing of emotion probabilities
     label_margin: float = 0.05
-    label_hold_ms: float = 300.0
+    label_hold_ms: float = 150.0
     reset_after_silence_s: float = 3.0  # a pause this long starts a new utterance: forget smoothed state
     max_windows_per_push: int = 0  # 0: keep all (file); n>0: live drop policy, keep the newest n
     vad: VadConfig = field(default_factory=VadConfig)

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-MODE="${1:-monitor}"; [ $# -gt 0 ] && shift
+MODE=monitor
+case "${1:-}" in monitor|test) MODE="$1"; shift ;; esac  # anything else (e.g. --device X) goes to `live`
 RUNTIME_PKGS="libportaudio2 espeak-ng"
 TEST_PKGS="$RUNTIME_PKGS pulseaudio pulseaudio-utils libasound2-plugins sox chromium"
 
@@ -31,8 +32,10 @@ system_packages() {  # install what is missing as root; otherwise name the comma
 
 venv() {  # create or refresh .venv with the project and the given extras
     [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip >/dev/null
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip >/dev/null 2>&1 || true  # best effort
+    # Build-backend chatter goes to a log; it is shown only if the install fails.
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1" >.venv/install.log 2>&1 \
+        || { cat .venv/install.log >&2; echo "run.sh: pip install failed (log: .venv/install.log)" >&2; exit 1; }
 }
 
 need_python

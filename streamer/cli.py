@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -30,16 +31,16 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 
 
 def _build_pipeline(args, *, source: str, live: bool):
-    from .pipeline import PipelineConfig
-    from .runner import load_models, make_pipeline
+    from .pipeline import Pipeline, PipelineConfig
+    from .runner import load_models
 
     models = load_models(args.emotion_model, args.gender_model)
-    meta = models[0].metadata
-    window_ms = float(meta.get("window_ms", 1500.0)) if args.window_ms is None else args.window_ms
-    hop_ms = float(meta.get("hop_ms", 100.0)) if args.hop_ms is None else args.hop_ms
+    # The window and hop the emotion model was trained on (OnnxClassifier reads them from its metadata).
+    window_ms = models[0].window_ms if args.window_ms is None else args.window_ms
+    hop_ms = models[0].hop_ms if args.hop_ms is None else args.hop_ms
     cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau, vad_backend=args.vad,
                          max_windows_per_push=1 if live else 0)
-    return make_pipeline(models, source=source, config=cfg)
+    return Pipeline(*models, config=cfg, source=source)
 
 
 # -- live ---------------------------------------------------------------------------------------------------
@@ -61,29 +62,26 @@ def _add_live(sub) -> None:
 
 def cmd_live(args) -> int:
     from .runner import open_live_source, run
+    from .sources import SessionRecorder
 
     messages = []
     source, kind = open_live_source(device=args.device, demo=True if args.demo else (False if args.no_demo else None),
                                     on_message=lambda m: (messages.append(m), print(m, file=sys.stderr)))
-    with source:
+    with source, contextlib.ExitStack() as stack:
         pipeline = _build_pipeline(args, source=kind, live=True)
-        recorder = _open_recorder(args.record_session)
-        try:
-            if args.no_ui:
-                summary = run(source, pipeline, duration=args.duration, recorder=recorder, on_block=_announce(kind),
-                              on_event=(lambda e: print(e.to_json(), flush=True)) if args.jsonl else (lambda e: None))
-            else:
-                summary = _run_dashboard(source, pipeline, kind, args, recorder, messages)
-        finally:
-            if recorder is not None:
-                recorder.close()
+        recorder = stack.enter_context(SessionRecorder(args.record_session)) if args.record_session else None
+        if args.no_ui:
+            summary = run(source, pipeline, duration=args.duration, recorder=recorder, on_block=_announce(kind),
+                          on_event=(lambda e: print(e.to_json(), flush=True)) if args.jsonl else (lambda e: None))
+        else:
+            summary = _run_dashboard(source, pipeline, kind, args, recorder, messages)
     print(f"stopped ({summary.stopped_by}): {summary.audio_seconds:.1f} s of audio, {summary.events} events, "
           f"{summary.speech_events} with speech, {summary.overflows} input overflows, "
           f"{summary.dropped_windows} dropped windows", file=sys.stderr)
     if args.record_session:
         print(f"session audio written to {args.record_session}", file=sys.stderr)
-    if summary.clipping_warning("input"):
-        print(summary.clipping_warning("input"), file=sys.stderr)
+    if warning := summary.clipping_warning("input"):
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -97,16 +95,6 @@ def _announce(kind: str):
             print(f"listening: first {kind} audio block received", file=sys.stderr, flush=True)
 
     return on_block
-
-
-def _open_recorder(path):
-    if not path:
-        return None
-    from .sources import SessionRecorder
-
-    rec = SessionRecorder(path)
-    rec.__enter__()
-    return rec
 
 
 def _run_dashboard(source, pipeline, kind, args, recorder, messages):
@@ -163,8 +151,8 @@ def cmd_file(args) -> int:
             out.close()
     if summary.speech_events == 0:
         print(f"{args.path}: no speech detected; events carry emotion=null", file=sys.stderr)
-    if summary.clipping_warning(args.path):
-        print(summary.clipping_warning(args.path), file=sys.stderr)
+    if warning := summary.clipping_warning(args.path):
+        print(warning, file=sys.stderr)
     return 130 if summary.stopped_by == "interrupt" else 0
 
 

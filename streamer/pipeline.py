@@ -21,6 +21,9 @@ from .events import PredictionEvent
 from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
 
 
+_PITCH_FRAME = 1024  # samples (64 ms at 16 kHz): room for YIN's lags down to fmin = 70 Hz (229 samples)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Windowing, gating and smoothing parameters (see README, "Defaults", for why these values)."""
@@ -48,6 +51,10 @@ class _SpeechLedger:
 
     def __init__(self, capacity: int):
         self._flags = np.zeros(capacity, dtype=bool)
+        self.reset()
+
+    def reset(self) -> None:
+        self._flags[:] = False
         self.decided = 0  # frames [0, decided) have a final decision
 
     def add(self, start: int, speech: np.ndarray) -> None:
@@ -93,14 +100,15 @@ class Pipeline:
         # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
         # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
         self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
-        self._tail = np.zeros(feature_config.n_fft * 2, dtype=np.float32)  # newest samples, for level and pitch
+        # Newest samples: the level is the RMS of the last hop, the pitch is taken on the last _PITCH_FRAME.
+        hop_samples = int(round(feature_config.sr * config.hop_ms / 1000))
+        self._tail = np.zeros(max(hop_samples, _PITCH_FRAME), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
-        for part in (self._fx, self._vad, self._win, self._emo, self._label, self._gender,
+        for part in (self._fx, self._vad, self._win, self._ledger, self._emo, self._label, self._gender,
                      *[n for n in self._norms if n is not None]):
             part.reset()
-        self._ledger = _SpeechLedger(self._ledger._flags.shape[0])
         self._tail[:] = 0.0
         self.samples_in = 0
         self._held, self._held_n, self._held_wall = [], 0, 0.0
@@ -173,7 +181,8 @@ class Pipeline:
         speech = (self._ledger.at(settled) and speech_frames >= c.min_speech_fraction * win.n_frames
                   and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms)
         if not speech and win.t_end - self._last_speech_t > c.reset_after_silence_s:
-            self._emo.reset(), self._label.reset(), self._gender.reset()
+            for part in (self._emo, self._label, self._gender):
+                part.reset()
         emotion, probs, raw, gender, gprobs = None, {}, {}, None, {}
         if speech:
             self._last_speech_t = win.t_end
@@ -215,13 +224,13 @@ class Pipeline:
 
     def _level_dbfs(self) -> float:
         """RMS of the newest hop in dB re full scale (a full-scale square wave is 0 dBFS)."""
-        hop = int(self.feature_config.sr * self.config.hop_ms / 1000)
-        x = self._tail[-min(hop, self._tail.shape[0]):]
+        hop = int(round(self.feature_config.sr * self.config.hop_ms / 1000))
+        x = self._tail[-hop:]
         return round(10.0 * math.log10(float(np.mean(x * x)) + 1e-12), 2)
 
     def _descriptors(self, win: Window) -> dict:
         """Window summaries for the per-emotion comparison view: pitch, energy, mel centroid, MFCC profile."""
-        return {"pitch_hz": _pitch_hz(self._tail, sr=self.feature_config.sr),
+        return {"pitch_hz": _pitch_hz(self._tail[-_PITCH_FRAME:], sr=self.feature_config.sr),
                 "energy_db": round(float(np.mean(win.log_mel)), 2),
                 "centroid_hz": round(_mel_centroid_hz(win.log_mel, self.feature_config), 1),
                 "mfcc": [round(float(v), 3) for v in win.mfcc.mean(axis=1)]}

@@ -10,7 +10,7 @@ from dsp import FeatureConfig
 
 from .errors import NoInputDevice
 from .events import PredictionEvent
-from .pipeline import Pipeline, PipelineConfig
+from .pipeline import Pipeline
 
 
 _CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (16-bit full scale is 32767/32768)
@@ -43,10 +43,6 @@ def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureC
     shipped = default_models()
     return (OnnxClassifier(emotion_path or shipped["emotion"], expected_config=feature_config),
             OnnxClassifier(gender_path or shipped["gender"], expected_config=feature_config))
-
-
-def make_pipeline(models, *, source: str, config: PipelineConfig = PipelineConfig()) -> Pipeline:
-    return Pipeline(models[0], models[1], config=config, source=source)
 
 
 def open_live_source(*, device=None, demo: bool | None = None, on_message=print, realtime_demo: bool = True):

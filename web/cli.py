@@ -65,8 +65,8 @@ def _hello(pipeline, kind: str) -> dict:
 class _Bridge:
     """Carries events from the pipeline thread into asyncio: bounded, never blocks the producer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop, self.items, self.dropped = loop, deque(), 0
+    def __init__(self):
+        self.items, self.dropped = deque(), 0
         self.ready = asyncio.Event()
 
     def put(self, item) -> None:  # runs in the event loop (via call_soon_threadsafe)
@@ -103,7 +103,7 @@ async def _serve(args, source, pipeline, kind) -> int:
     from .server import serve
 
     loop = asyncio.get_running_loop()
-    bridge, stop = _Bridge(loop), threading.Event()
+    bridge, stop = _Bridge(), threading.Event()
 
     def produce():
         try:

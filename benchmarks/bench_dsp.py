@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_dsp [--json OUT] [--seconds S]
 
-(a) ours: StreamingFeatures.push of one 10 ms hop -> one new log-mel + MFCC frame;
+(a) ours: StreamingFeatures(voice=False).push of one 10 ms hop -> one new log-mel + MFCC frame (like for like with
+    b and c; the monitor also runs the per-frame voice analysis, f0 + formants, reported as its own row);
 (b) librosa: log-mel + MFCC recomputed over the whole 2 s window at every hop (the old app's features, streamed);
 (c) numpy: the same new frame per hop, vectorised numpy (rfft, mel matmul, log, DCT matmul), no numba.
 Reports medians, ratios (b/a, c/a), the real-time factor and the cold-start cost, measured in this run.
@@ -41,10 +42,10 @@ def _cold_start() -> float:
     return float(out.stdout.strip())
 
 
-def _ours(y, hop, n_hops):
+def _ours(y, hop, n_hops, *, voice: bool = False):
     import dsp
 
-    fx = dsp.StreamingFeatures()
+    fx = dsp.StreamingFeatures(voice=voice)
     fx.push(y[:400])
     i = [400]
 
@@ -92,10 +93,11 @@ def run(*, data_dir=DEFAULT_DATA, seconds: float = 30.0, librosa_hops: int = 300
     y = _signal(data_dir, seconds + 3)
     n_hops = int(seconds * 100) - 50
     a = median_us(_ours(y, hop, n_hops))
+    v = median_us(_ours(y, hop, n_hops, voice=True))
     b = median_us(_librosa(y, hop, min(librosa_hops, n_hops), window))
     c = median_us(_numpy(y, hop, n_hops))
     return {"hop_ms": 10, "window_ms_librosa": 2000, "n_mels": 64, "n_mfcc": 20, "hops": n_hops,
-            "ours_us_per_hop": round(a, 2), "librosa_us_per_hop": round(b, 2), "numpy_us_per_hop": round(c, 2),
+            "ours_us_per_hop": round(a, 2), "ours_with_voice_us_per_hop": round(v, 2), "librosa_us_per_hop": round(b, 2), "numpy_us_per_hop": round(c, 2),
             "ratio_librosa": round(b / a, 1), "ratio_numpy": round(c / a, 2),
             "rtf": round(a / 10_000, 5), "cold_start_s": round(cold, 3)}
 
@@ -106,6 +108,8 @@ def _print(res: dict) -> None:
 
     t = Table("engine", "median µs per 10 ms hop", "× ours", title="streaming log-mel + MFCC, 16 kHz")
     t.add_row("ours (numba stream)", f"{res['ours_us_per_hop']:.1f}", "1.0")
+    t.add_row("ours + voice analysis (f0, formants)", f"{res['ours_with_voice_us_per_hop']:.1f}",
+              f"{res['ours_with_voice_us_per_hop'] / res['ours_us_per_hop']:.2f}")
     t.add_row("librosa, 2 s window each hop", f"{res['librosa_us_per_hop']:.1f}", f"{res['ratio_librosa']:.1f}")
     t.add_row("numpy, new frame each hop", f"{res['numpy_us_per_hop']:.1f}", f"{res['ratio_numpy']:.2f}")
     Console().print(t)
@@ -129,6 +133,7 @@ def main(argv=None) -> int:
         from ._util import bars_svg, write_html
 
         rows = [("ours (numba stream)", res["ours_us_per_hop"], "ours"),
+                ("ours + voice analysis", res["ours_with_voice_us_per_hop"], "ours"),
                 ("numpy, new frame per hop", res["numpy_us_per_hop"], "numpy"),
                 ("librosa, 2 s window per hop", res["librosa_us_per_hop"], "librosa")]
         write_html(args.html, title="Streaming feature cost", body=bars_svg(

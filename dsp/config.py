@@ -10,7 +10,8 @@ class FeatureConfig:
     """STFT / mel / MFCC parameters, named as in librosa.
 
     The defaults are the monitor's: 16 kHz audio, 25 ms Hann window in a 512-point FFT,
-    10 ms hop, 64 Slaney mel bands from 0 to 8 kHz, 20 MFCCs (DCT-II ortho of the log-mel).
+    10 ms hop, 64 Slaney mel bands from 0 to 8 kHz, 20 MFCCs (DCT-II ortho of the log-mel),
+    f0 searched in 60-500 Hz over each frame's 512 raw samples.
     """
 
     sr: int = 16000
@@ -22,6 +23,8 @@ class FeatureConfig:
     fmin: float = 0.0
     fmax: float = 8000.0
     amin: float = 1e-10
+    f0_min: float = 60.0     # YIN search range of the voice analysis (Hz): deep male voices to shrieks
+    f0_max: float = 500.0
 
     def __post_init__(self) -> None:
         if self.sr <= 0 or self.n_fft <= 0 or self.hop_length <= 0:

@@ -607,25 +607,3 @@ def summary(y: np.ndarray, *, sr: float, fmin: float = 65.0,
         "chroma_mean": np.mean(chroma_stft(S=S**2, sr=sr), axis=1).tolist(),
     }
 
-
-def f0_frame(frame: np.ndarray, *, sr: float, fmin: float, fmax: float, trough_threshold: float = 0.1,
-             aperiodicity_threshold: float = 0.4) -> float:
-    """f0 of one frame (Hz), NaN when unvoiced: f0()'s YIN on a single frame without its per-call overhead.
-
-    For a live stream that wants one pitch value per hop. frame: (frame_length,) float, validated by the
-    caller (finite, mono). Same kernels and voicing rule as f0 (aperiodicity below the threshold), except
-    the loudness test, which needs other frames to compare with.
-    """
-    frame = np.ascontiguousarray(frame, dtype=np.float64)
-    n = frame.shape[0]
-    min_period, max_period = _yin_periods(fmin=fmin, fmax=fmax, sr=sr, frame_length=n)
-    n_pad = scipy.fft.next_fast_len(2 * n - 1, real=True)
-    spectrum = np.fft.rfft(frame, n=n_pad)
-    acf = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_pad)
-    cmndf = np.empty((1, max_period - min_period + 1))
-    _yin_cmndf(frame[None, :], acf[None, :], min_period, max_period, cmndf)
-    period, aperiodicity = np.empty(1), np.empty(1)
-    _yin_pick(cmndf, min_period, float(trough_threshold), period, aperiodicity)
-    if not aperiodicity[0] < aperiodicity_threshold or not np.any(frame):
-        return float("nan")
-    return float(sr / period[0])

@@ -5,6 +5,10 @@ Statistics are taken over the window's loud frames only (within ``_REL_GATE_DB``
 (log-mel mean level, MFCC c0, frame power) is left out on purpose: a microphone's gain says nothing about
 the speaker, and leaving it out makes the models gain-invariant without augmentation.
 
+Voice: the last _N_VOICE entries are statistics of the stream's per-frame YIN f0 (semitones) and LPC formants
+F1-F3 (from the 0-4 kHz band only, so a telephone line and a studio microphone agree): the cues of vocal-fold
+size and vocal-tract length that tell voices apart across channels, and the pitch contour that carries emotion.
+
 Pitch proxy: below 1 kHz the Slaney mel bands are linear (about 46 Hz apart), so voiced frames show the
 harmonic comb as a ripple across bands 1-21 with a period of F0 / 46 Hz bands. The autocorrelation of that
 ripple at lags of 2-8 bands (F0 of roughly 90-370 Hz) says where the pitch is and how steady it is,
@@ -15,17 +19,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .stream import VOICE_ROWS
 from .windows import Window
 
 __all__ = ["POOLING_VERSION", "FEATURE_NAMES", "FEATURE_DIM", "window_vector", "OnlineNorm"]
 
-POOLING_VERSION = "2"
+POOLING_VERSION = "3"
 _REL_GATE_DB = 30.0   # frames quieter than the window's loud frames by more than this are ignored
 _MIN_FRAMES = 8       # below this many loud frames, fall back to every frame
 _DELTA_LAG = 2        # frames each side of the delta (±20 ms): a cheap slope, no Savitzky-Golay
 _N_MELS, _N_MFCC = 64, 20
 _RIPPLE_LO, _RIPPLE_HI = 1, 22   # mel bands of the pitch proxy (about 46-1000 Hz, the linear part)
 _RIPPLE_LAGS = (2, 9)            # band lags [2, 9)
+_N_VOICE = 12                    # pitch and formant statistics at the end of the vector
+_MIN_VOICED = 3                  # voiced frames needed for pitch/formant statistics
+_NEUTRAL_ST = 8.1                # 160 Hz in semitones re 100 Hz: between typical male and female voices
+_NEUTRAL_FORMANTS_KHZ = (0.5, 1.5, 2.5)   # a neutral vocal tract's F1-F3
 
 
 def _names(n_mels: int = _N_MELS, n_mfcc: int = _N_MFCC) -> tuple[str, ...]:
@@ -38,6 +47,8 @@ def _names(n_mels: int = _N_MELS, n_mfcc: int = _N_MFCC) -> tuple[str, ...]:
               "spectral_tilt_db", "low_band_ratio_db"]
     names += [f"ripple_acf_mean_lag{k}" for k in range(*_RIPPLE_LAGS)]
     names += [f"ripple_acf_std_lag{k}" for k in range(*_RIPPLE_LAGS)]
+    names += ["voiced_fraction", "f0_st_median", "f0_st_p10", "f0_st_p90", "f0_st_std", "f0_st_slope",
+              "aperiodicity_median", "f1_khz_median", "f2_khz_median", "f3_khz_median", "f1_khz_std", "f2_khz_std"]
     return tuple(names)
 
 
@@ -62,8 +73,9 @@ def _mean_std_rows(x, sel, n_sel, out_mean, out_std):
 
 
 @njit(cache=True, nogil=True)
-def _pool(log_mel, mfcc, power, rel_gate_db, min_frames, lag, r_lo, r_hi, lag_lo, lag_hi, out):
-    """All window statistics into out (FEATURE_DIM,) float64. log_mel (n_mels, n), mfcc (n_mfcc, n), power (n,)."""
+def _pool(log_mel, mfcc, power, rel_gate_db, min_frames, lag, r_lo, r_hi, lag_lo, lag_hi, out, loud_out):
+    """Spectral window statistics into out (FEATURE_DIM - _N_VOICE,) float64 and the loud-frame mask into
+    loud_out (n,) bool. log_mel (n_mels, n), mfcc (n_mfcc, n), power (n,)."""
     n_mels, n = log_mel.shape
     n_mfcc = mfcc.shape[0]
     p_db = np.empty(n)
@@ -168,6 +180,68 @@ def _pool(log_mel, mfcc, power, rel_gate_db, min_frames, lag, r_lo, r_hi, lag_lo
         m = acc[j] / n_loud
         out[k + j] = m
         out[k + n_lags + j] = np.sqrt(max(acc2[j] / n_loud - m * m, 0.0))
+    loud_out[:] = loud
+
+
+@njit(cache=True, nogil=True)
+def _pool_voice(voice, loud, out):
+    """Pitch and formant statistics of the loud frames into out (_N_VOICE,). voice (VOICE_ROWS, n) as
+    dsp.stream.FeatureFrames.voice. With fewer than _MIN_VOICED voiced frames the pitch/formant entries
+    take neutral values (_NEUTRAL_*) and voiced_fraction says why."""
+    n = voice.shape[1]
+    st = np.empty(n)
+    ap = np.empty(n)
+    fm = np.empty((3, n))
+    n_loud = 0
+    n_ap = 0
+    n_st = 0
+    n_fm = 0
+    slope = 0.0
+    n_slope = 0
+    prev = np.nan
+    for t in range(n):
+        if not loud[t]:
+            prev = np.nan
+            continue
+        n_loud += 1
+        if not np.isnan(voice[1, t]):   # NaN: frames that came without the voice analysis
+            ap[n_ap] = voice[1, t]
+            n_ap += 1
+        f0 = voice[0, t]
+        if np.isnan(f0):
+            prev = np.nan
+            continue
+        s = 12.0 * np.log2(f0 / 100.0)   # semitones re 100 Hz: pitch perception is logarithmic
+        st[n_st] = s
+        n_st += 1
+        if not np.isnan(prev):
+            slope += abs(s - prev)
+            n_slope += 1
+        prev = s
+        if not np.isnan(voice[4, t]):
+            for j in range(3):
+                fm[j, n_fm] = voice[2 + j, t] / 1000.0
+            n_fm += 1
+    out[0] = n_st / max(n_loud, 1)
+    if n_st >= _MIN_VOICED:
+        v = st[:n_st]
+        out[1] = np.median(v)
+        out[2] = np.percentile(v, 10.0)
+        out[3] = np.percentile(v, 90.0)
+        out[4] = v.std()
+        out[5] = slope / n_slope if n_slope else 0.0
+    else:
+        out[1] = out[2] = out[3] = _NEUTRAL_ST
+        out[4] = out[5] = 0.0
+    out[6] = np.median(ap[:n_ap]) if n_ap else 1.0
+    if n_fm >= _MIN_VOICED:
+        for j in range(3):
+            out[7 + j] = np.median(fm[j, :n_fm])
+        out[10] = fm[0, :n_fm].std()
+        out[11] = fm[1, :n_fm].std()
+    else:
+        out[7], out[8], out[9] = _NEUTRAL_FORMANTS_KHZ
+        out[10] = out[11] = 0.0
 
 
 def window_vector(window: Window) -> np.ndarray:
@@ -183,9 +257,13 @@ def window_vector(window: Window) -> np.ndarray:
     if n < 2 * _DELTA_LAG + 1 or log_mel.shape[1] != n or mfcc.shape[1] != n:
         raise ValueError(f"window needs at least {2 * _DELTA_LAG + 1} frames with matching log_mel/mfcc/power, "
                          f"got {log_mel.shape}, {mfcc.shape}, {power.shape}")
+    if window.voice.shape != (VOICE_ROWS, n):
+        raise ValueError(f"window voice must be ({VOICE_ROWS}, {n}), got {window.voice.shape}")
     out = np.empty(FEATURE_DIM)
+    loud = np.empty(n, dtype=np.bool_)
     _pool(log_mel, mfcc, power, _REL_GATE_DB, _MIN_FRAMES, _DELTA_LAG, _RIPPLE_LO, _RIPPLE_HI,
-          _RIPPLE_LAGS[0], _RIPPLE_LAGS[1], out)
+          _RIPPLE_LAGS[0], _RIPPLE_LAGS[1], out, loud)
+    _pool_voice(window.voice, loud, out[FEATURE_DIM - _N_VOICE:])
     return out.astype(np.float32)
 
 

@@ -5,9 +5,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import _stream_frames
+from ._kernels import (_ENV_POINTS, _LPC_ORDER, _PRE_EMPHASIS, VOICE_ROWS, _envelope_grid, _lpc_basis,
+                       _stream_frames)
 from .config import FeatureConfig
+from .descriptive import _yin_periods
 from .features import _check_audio, _dct_matrix, _mel_bands, _mel_basis, _window
+
+__all__ = ["FeatureFrames", "StreamingFeatures", "VOICE_ROWS"]
+
+_TROUGH_THRESHOLD = 0.1        # YIN's absolute threshold, as dsp.descriptive.f0
+_APERIODICITY_THRESHOLD = 0.35  # voiced below this (descriptive.f0 uses 0.4 on 4x longer frames, which smooth more)
+_FORMANT_BAND_HZ = 4000.0      # formants from the band every telephone line carries too
 
 
 @dataclass(frozen=True)
@@ -15,13 +23,16 @@ class FeatureFrames:
     """Frames produced by one push. Frame i covers samples [i*hop, i*hop + n_fft) of the stream.
 
     start: index of the first frame here; log_mel: (n_mels, n) float32; mfcc: (n_mfcc, n) float32;
-    power: (n,) float32, mean |X|^2 per FFT bin of each frame (for levels and the VAD).
+    power: (n,) float32, mean |X|^2 per FFT bin of each frame (for levels and the VAD);
+    voice: (VOICE_ROWS, n) float32 rows f0 Hz, YIN aperiodicity, F1, F2, F3 Hz (f0 and formants NaN where the
+    frame is unvoiced), or None when the extractor was made with voice=False.
     """
 
     start: int
     log_mel: np.ndarray
     mfcc: np.ndarray
     power: np.ndarray
+    voice: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -38,14 +49,16 @@ class StreamingFeatures:
     (amortised; the live path pushes ~20 ms blocks, so it never grows there).
     """
 
-    def __init__(self, config: FeatureConfig = FeatureConfig()):
+    def __init__(self, config: FeatureConfig = FeatureConfig(), *, voice: bool = True):
         self.config = config
+        self.voice = voice
         c = config
         key = (c.sr, c.n_fft, c.n_mels, float(c.fmin), float(c.fmax))
         self._window = _window(c.n_fft, c.win_length)
         self._basis = _mel_basis(*key)
         self._lo, self._hi = _mel_bands(*key)
         self._dct = _dct_matrix(c.n_mfcc, c.n_mels)
+        self._voice_params, self._lpc_basis, self._env_grid = _voice_setup(c)
         self._buf = np.zeros(4 * c.n_fft + c.sr)  # pending samples live in _buf[:_len]
         self.reset()
 
@@ -72,13 +85,27 @@ class StreamingFeatures:
         log_mel = np.empty((n, c.n_mels), dtype=np.float32)
         mfcc = np.empty((n, c.n_mfcc), dtype=np.float32)
         power = np.empty(n, dtype=np.float32)
+        voice = np.empty((n if self.voice else 0, VOICE_ROWS), dtype=np.float32)
         if n:
             _stream_frames(self._buf[:need], c.hop_length, self._window, self._basis, self._lo, self._hi,
-                           c.amin, self._dct, log_mel, mfcc, power)
+                           c.amin, self._dct, self._voice_params, self._lpc_basis, self._env_grid,
+                           log_mel, mfcc, power, voice)
         consumed = n * c.hop_length
         rest = need - consumed
         self._buf[:rest] = self._buf[consumed:need]  # keep only what the next frame needs
         self._len = rest
         start = self._next_frame
         self._next_frame += n
-        return FeatureFrames(start=start, log_mel=log_mel.T, mfcc=mfcc.T, power=power)
+        return FeatureFrames(start=start, log_mel=log_mel.T, mfcc=mfcc.T, power=power,
+                             voice=voice.T if self.voice else None)
+
+
+def _voice_setup(c: FeatureConfig):
+    """The voice kernel's constants: YIN lag range over one n_fft frame, LPC basis of the 0-4 kHz bins."""
+    if c.sr < 2 * _FORMANT_BAND_HZ:
+        raise ValueError(f"the voice analysis needs sr >= {2 * _FORMANT_BAND_HZ:g} Hz, got {c.sr}")
+    min_p, max_p = _yin_periods(fmin=c.f0_min, fmax=c.f0_max, sr=c.sr, frame_length=c.n_fft)
+    params = np.array([c.sr, min_p, max_p, _TROUGH_THRESHOLD, _APERIODICITY_THRESHOLD], dtype=np.float64)
+    n_bins = int(round(_FORMANT_BAND_HZ * c.n_fft / c.sr)) + 1
+    return (params, _lpc_basis(n_bins, _LPC_ORDER, _PRE_EMPHASIS),
+            _envelope_grid(_ENV_POINTS, _LPC_ORDER))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import FeatureConfig
-from .stream import FeatureFrames, StreamingFeatures
+from .stream import VOICE_ROWS, FeatureFrames, StreamingFeatures
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,8 @@ class Window:
     """The most recent frames of the stream at one hop.
 
     end_frame: index of the last frame (inclusive); t_end: stream seconds of the window's last sample;
-    log_mel: (n_mels, n), mfcc: (n_mfcc, n), power: (n,) with n <= window frames (shorter at stream start).
+    log_mel: (n_mels, n), mfcc: (n_mfcc, n), power: (n,) with n <= window frames (shorter at stream start);
+    voice: (VOICE_ROWS, n) as FeatureFrames.voice (all NaN where the frames came without it).
     """
 
     end_frame: int
@@ -22,6 +23,7 @@ class Window:
     log_mel: np.ndarray
     mfcc: np.ndarray
     power: np.ndarray
+    voice: np.ndarray
 
     @property
     def n_frames(self) -> int:
@@ -51,6 +53,7 @@ class FrameWindower:
         self._log = np.zeros((2 * w, config.n_mels), dtype=np.float32)
         self._mfcc = np.zeros((2 * w, config.n_mfcc), dtype=np.float32)
         self._power = np.zeros(2 * w, dtype=np.float32)
+        self._voice = np.full((2 * w, VOICE_ROWS), np.nan, dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -63,6 +66,8 @@ class FrameWindower:
             buf[pos] = src
             buf[pos + w] = src
         self._power[pos] = self._power[pos + w] = frames.power[j]
+        if frames.voice is not None:
+            self._voice[pos] = self._voice[pos + w] = frames.voice[:, j]
         self._count += 1
 
     def _window(self) -> Window:
@@ -72,7 +77,7 @@ class FrameWindower:
         last = self._count - 1
         return Window(end_frame=last, t_end=(last * c.hop_length + c.n_fft) / c.sr,
                       log_mel=self._log[end - n : end].T.copy(), mfcc=self._mfcc[end - n : end].T.copy(),
-                      power=self._power[end - n : end].copy())
+                      power=self._power[end - n : end].copy(), voice=self._voice[end - n : end].T.copy())
 
     def push(self, frames: FeatureFrames) -> list[Window]:
         """Store frames; return the windows whose hop boundary they reach (oldest first)."""

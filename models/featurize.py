@@ -38,16 +38,19 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class Augment:
     """One augmentation of a clip. snr_db=None: no noise; semitones: pitch+tempo shift by resampling;
-    band_hz: telephone-like band limit (resampled to 2*band_hz and back)."""
+    band_hz: band limit (resampled to 2*band_hz and back); low_hz: high-pass edge (with band_hz 3400 and low_hz
+    300, a telephone line)."""
 
     snr_db: float | None = None
     semitones: float = 0.0
     gain_db: float = 0.0
     band_hz: float | None = None
+    low_hz: float | None = None
 
     @property
     def is_identity(self) -> bool:
-        return self.snr_db is None and self.semitones == 0.0 and self.gain_db == 0.0 and self.band_hz is None
+        return (self.snr_db is None and self.semitones == 0.0 and self.gain_db == 0.0 and self.band_hz is None
+                and self.low_hz is None)
 
 
 def load_audio(path: Path, *, sr: int) -> np.ndarray:
@@ -76,6 +79,10 @@ def augment_audio(y: np.ndarray, aug: Augment, *, sr: int, rng: np.random.Genera
 
         low = soxr.resample(y, sr, 2 * aug.band_hz)
         y = soxr.resample(low, 2 * aug.band_hz, sr).astype(np.float32)
+    if aug.low_hz is not None:
+        from scipy.signal import butter, sosfilt
+
+        y = sosfilt(butter(4, aug.low_hz, btype="highpass", fs=sr, output="sos"), y).astype(np.float32)
     if aug.gain_db:
         y = y * np.float32(10.0 ** (aug.gain_db / 20.0))
     if aug.snr_db is not None:

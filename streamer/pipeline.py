@@ -21,8 +21,6 @@ from .events import PredictionEvent
 from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
 
 
-_PITCH_FRAME = 1024  # samples (64 ms at 16 kHz): room for YIN's lags down to fmin = 70 Hz (229 samples)
-
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -100,9 +98,8 @@ class Pipeline:
         # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
         # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
         self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
-        # Newest samples: the level is the RMS of the last hop, the pitch is taken on the last _PITCH_FRAME.
-        hop_samples = int(round(feature_config.sr * config.hop_ms / 1000))
-        self._tail = np.zeros(max(hop_samples, _PITCH_FRAME), dtype=np.float32)
+        # Newest samples: the level is the RMS of the last hop.
+        self._tail = np.zeros(int(round(feature_config.sr * config.hop_ms / 1000)), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -230,7 +227,7 @@ class Pipeline:
 
     def _descriptors(self, win: Window) -> dict:
         """Window summaries for the per-emotion comparison view: pitch, energy, mel centroid, MFCC profile."""
-        return {"pitch_hz": _pitch_hz(self._tail[-_PITCH_FRAME:], sr=self.feature_config.sr),
+        return {"pitch_hz": _pitch_hz(win.voice[0, -self._win.hop_frames:]),
                 "energy_db": round(float(np.mean(win.log_mel)), 2),
                 "centroid_hz": round(_mel_centroid_hz(win.log_mel, self.feature_config), 1),
                 "mfcc": [round(float(v), 3) for v in win.mfcc.mean(axis=1)]}
@@ -262,8 +259,7 @@ def _mel_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     return centres
 
 
-def _pitch_hz(tail: np.ndarray, *, sr: int) -> float | None:
-    from dsp.descriptive import f0_frame
-
-    f = f0_frame(tail, sr=sr, fmin=70.0, fmax=400.0)
-    return round(f, 1) if np.isfinite(f) else None
+def _pitch_hz(f0_hz: np.ndarray) -> float | None:
+    """Median f0 of the voiced frames among f0_hz (the newest hop's, from the stream's voice analysis)."""
+    voiced = f0_hz[~np.isnan(f0_hz)]
+    return round(float(np.median(voiced)), 1) if voiced.size else None

@@ -334,14 +334,3 @@ def test_invalid_input_raises_value_error(func, kwargs: dict, message: str) -> N
             func(y=y, **kwargs)
     assert "\n" not in str(excinfo.value)
 
-
-def test_f0_frame_matches_f0_on_one_frame():
-    sr, n = 16000, 1024
-    t = np.arange(n) / sr
-    tone = sum(np.sin(2 * np.pi * 180.0 * k * t) / k for k in range(1, 6))
-    full = descriptive.f0(tone, fmin=70.0, fmax=400.0, sr=sr, frame_length=n, hop_length=n, center=False)
-    one = descriptive.f0_frame(tone, sr=sr, fmin=70.0, fmax=400.0)
-    assert one == pytest.approx(float(full.f0[0]), rel=1e-9) and one == pytest.approx(180.0, rel=0.01)
-    noise = np.random.default_rng(0).standard_normal(n)
-    assert np.isnan(descriptive.f0_frame(noise, sr=sr, fmin=70.0, fmax=400.0))
-    assert np.isnan(descriptive.f0_frame(np.zeros(n), sr=sr, fmin=70.0, fmax=400.0))

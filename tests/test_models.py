@@ -292,3 +292,52 @@ def test_arctic_speaker_to_gender_on_a_synthetic_sdist(tmp_path):
     utts = load_voices([tmp_path / "voices"])
     assert sorted((u.corpus, u.speaker, u.gender) for u in utts) == [
         ("arctic", "arctic_bdl", "male"), ("arctic", "arctic_clb", "female")]
+
+
+def test_packed_voices_decode_gsm_and_headerless_raw_into_voice_folders(tmp_path):
+    import subprocess
+
+    from models.voices import PackedVoice, extract_packed_voices, load_voices, voice_corpus
+
+    tree = tmp_path / "tree"                 # what dpkg-deb -x leaves: prompts in a language folder, raw codec2 clips
+    wav = tmp_path / "tone8k.wav"
+    t = np.arange(int(8000 * 1.2)) / 8000
+    sf.write(str(wav), (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 8000)
+    gsm = tree / "usr/share/asterisk/sounds/es/digits/1.gsm"
+    gsm.parent.mkdir(parents=True)
+    subprocess.run(["sox", str(wav), "-r", "8000", "-c", "1", "-t", "gsm", str(gsm)], check=True)
+    (tree / "usr/share/asterisk/sounds/digits/es").mkdir(parents=True)   # duplicate layout: must be ignored
+    (tree / "usr/share/asterisk/sounds/digits/es/1.gsm").write_bytes(gsm.read_bytes())
+    (tree / "usr/share/asterisk/sounds/es/beep.gsm").write_bytes(gsm.read_bytes())
+    raw = tree / "usr/share/codec2/raw/morig.raw"
+    raw.parent.mkdir(parents=True)
+    (np.arange(12000) % 200 * 50 - 5000).astype("<i2").tofile(raw)       # 1.5 s at 8 kHz
+    (tree / "usr/share/codec2/raw/f2400.raw").write_bytes(raw.read_bytes())  # undocumented: not picked
+    voices = [PackedVoice("p", "asterisk-prompt-es-co", "es_CO_f_July", r"^usr/share/asterisk/sounds/es/.+\.gsm$",
+                          "gsm"),
+              PackedVoice("c", "codec2", "en_XX_m_morig", r"^usr/share/codec2/raw/morig\.raw$", "s16le_8k")]
+    out = tmp_path / "voices"
+    written = extract_packed_voices(tree, out, voices)
+    assert sorted(p.relative_to(out).as_posix() for p in written) == [
+        "asterisk-prompt-es-co/es_CO_f_July/beep.wav", "asterisk-prompt-es-co/es_CO_f_July/digits/1.wav",
+        "codec2/en_XX_m_morig/morig.wav"]
+    y, sr = sf.read(str(out / "codec2/en_XX_m_morig/morig.wav"), dtype="int16")
+    assert sr == 8000 and len(y) == 12000 and y[1] == -4950
+    info = sf.info(str(out / "asterisk-prompt-es-co/es_CO_f_July/digits/1.wav"))
+    assert info.samplerate == 8000 and abs(info.duration - 1.2) < 0.05
+    _write(out / "asterisk-core-sounds-en-wav" / "en_US_f_Allison" / "silence" / "1.wav", _tone(1.0))  # not speech
+    utts = load_voices([out])
+    assert sorted((u.corpus, u.speaker, u.gender, u.intensity) for u in utts) == [   # beep and silence dropped
+        ("asterisk", "asterisk_July", "female", "es_CO"), ("codec2", "codec2_morig", "male", "en_XX")]
+    assert voice_corpus(out / "codec2" / "en_XX_m_morig", out / "codec2") == "codec2"
+    with pytest.raises(ValueError, match="bad PackedVoice"):
+        extract_packed_voices(tree, out, [PackedVoice("c", "codec2", "morig", r"morig\.raw$", "s16le_8k")])
+
+
+def test_default_packed_voices_are_well_formed():
+    from models.voices import PACKAGES, PACKED_VOICES, _VOICE_DIR, _fixed_prefix
+
+    for v in PACKED_VOICES:
+        assert _VOICE_DIR.match(v.folder) and v.package in PACKAGES and _fixed_prefix(v.members).endswith("/")
+    assert {v.folder[3:5] for v in PACKED_VOICES if v.source == "codec2"} == {"XX", "AU"}
+    assert sum(v.folder.split("_")[2] == "m" for v in PACKED_VOICES) == 3

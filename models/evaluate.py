@@ -79,12 +79,10 @@ def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: 
         spk = _speaker_ids(fs.utts)
         # A session is one speaker under one augmentation (a condition, like one microphone).
         session_clip = fs.clip[rows].astype(np.int64) * len(fs.augs) + fs.aug[rows]
-        n_sessions_clip = len(fs.utts) * len(fs.augs)
         uniq, inv = np.unique(session_clip, return_inverse=True)
         spk_of_uclip = spk[uniq // len(fs.augs)] * len(fs.augs) + uniq % len(fs.augs)
         x = online_normalise(x, inv, spk_of_uclip, prior, prior_count=recipe.norm_prior_count,
                              rng=np.random.default_rng(seed))
-        del n_sessions_clip
     elif norm != "none":
         raise ValueError(f"unknown norm {norm!r} (expected 'none' or 'speaker_mean')")
     return x, y_clip[fs.clip[rows]], prior
@@ -112,8 +110,8 @@ def _fold_job(fi: int) -> dict:
     if test_rows.size == 0:
         return None   # e.g. an emotion fold of a gender-only voice
     x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task))
-    model = fit_classifier(x, y, recipe, seed=seed, sample_weight=_balance_weights(y) if task == "gender" else None,
-                           n_members=recipe.members_for(task))
+    model = fit_classifier(x, y, recipe, task=task, seed=seed,
+                           sample_weight=_balance_weights(y) if task == "gender" else None)
     wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi), len(TASK_LABELS[task]))
     ids, cp = clip_probs(wp, fs.clip[test_rows])
     return {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],

@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from dsp.config import FeatureConfig
 from dsp.pooling import FEATURE_DIM, POOLING_VERSION
 

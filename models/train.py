@@ -18,7 +18,6 @@ import numpy as np
 
 from .datasets import load_corpora
 from .errors import ModelError
-from .labels import EMOTIONS, GENDERS
 
 __all__ = ["register", "run_train", "run_evaluate", "main", "SHIPPED_HOLDOUT"]
 
@@ -106,7 +105,7 @@ def run_train(args) -> int:
         x, y, prior = prepare_train(fs, np.arange(len(fs.x)), y_clip, recipe, seed=args.seed,
                                     norm=recipe.norm_for(task))
         sw = _balance_weights(y) if task == "gender" else None
-        model = fit_classifier(x, y, recipe, seed=args.seed, sample_weight=sw, n_members=recipe.members_for(task))
+        model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
         used = [u for u, lab in zip(utts, y_clip) if lab >= 0]
         summaries[task] = _summary(used)
         norm = {"mode": recipe.norm_for(task)}

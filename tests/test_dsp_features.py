@@ -4,23 +4,14 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
-import soundfile as sf
 
 import dsp
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests._corpus import corpus_clip
+
 KW = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=64, fmin=0.0, fmax=8000.0)
 CLIPS = ["ravdess/Actor_01/03-01-05-02-01-01-01.flac", "ravdess/Actor_02/03-01-04-01-02-02-02.flac",
          "tess/YAF_fear/YAF_bath_fear.flac"]
-
-
-def _speech(rel):
-    path = DATA / rel
-    if not path.exists():
-        pytest.fail(f"corpus file missing: {path} (../shared/data must sit beside the project)")
-    y, sr = sf.read(path, dtype="float32")
-    assert sr == 16000
-    return y
 
 
 def _synthetic():
@@ -36,7 +27,7 @@ SIGNALS = [pytest.param(rel, id=Path(rel).stem) for rel in CLIPS] + [pytest.para
 
 
 def _signal(key):
-    return _speech(key) if isinstance(key, str) else _synthetic()[key]
+    return corpus_clip(key) if isinstance(key, str) else _synthetic()[key]
 
 
 @pytest.mark.parametrize("key", SIGNALS)
@@ -58,7 +49,7 @@ def test_mfcc_matches_librosa(key):
 
 
 def test_librosa_defaults_match():
-    y = _speech(CLIPS[0])
+    y = corpus_clip(CLIPS[0])
     assert np.abs(dsp.melspectrogram(y) - librosa.feature.melspectrogram(y=y)).max() <= 1e-4 * np.abs(
         librosa.feature.melspectrogram(y=y)).max()
     assert np.abs(dsp.mfcc(y) - librosa.feature.mfcc(y=y)).max() <= 1e-3
@@ -75,14 +66,14 @@ def test_magnitude_power_and_no_center():
 
 
 def test_delta_matches_librosa():
-    m = dsp.mfcc(_speech(CLIPS[1]), **KW)
+    m = dsp.mfcc(corpus_clip(CLIPS[1]), **KW)
     for order in (1, 2):
         assert np.allclose(dsp.delta(m, order=order), librosa.feature.delta(m, order=order), atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_stream_equals_batch_for_random_blocks(seed):
-    y = _speech(CLIPS[seed % len(CLIPS)])
+    y = corpus_clip(CLIPS[seed % len(CLIPS)])
     cfg = dsp.FeatureConfig()
     rng = np.random.default_rng(seed)
     fx = dsp.StreamingFeatures(cfg)
@@ -149,7 +140,7 @@ def test_bad_config_raises():
 def test_windows_cover_the_last_frames_at_each_hop():
     from dsp.windows import FrameWindower, clip_windows
 
-    y = _speech(CLIPS[0])
+    y = corpus_clip(CLIPS[0])
     cfg = dsp.FeatureConfig()
     log_b = dsp.log_mel(y, center=False, top_db=None, **KW)
     wins = clip_windows(y, config=cfg, window_ms=1000, hop_ms=100, min_window_ms=300)

@@ -1,16 +1,13 @@
 """StreamingVad / SileroVad: synthetic state-machine sequences, stream parity, one real RAVDESS clip."""
-from pathlib import Path
-
 import numpy as np
 import pytest
-import soundfile as sf
 
 import dsp
 from dsp.vad import (SILERO_CONFIG, SileroVad, StreamingVad, VadConfig, VadResult, mask_to_segments, speech_mask,
                      vad_segments)
+from tests._corpus import corpus_clip
 
 SR = 16000
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIP = "ravdess/Actor_01/03-01-01-01-01-01-01.flac"
 # Segment edges vs the true burst: the start may come up to speech_pad_ms (60 ms) + a frame early; the end
 # is late by the smoothed level's release (20 ms) plus hangover_ms (30 ms) plus the window's reach.
@@ -196,17 +193,8 @@ def test_mask_to_segments():
     assert mask_to_segments(np.zeros(5, dtype=bool)) == []
 
 
-def _clip():
-    path = DATA / CLIP
-    if not path.exists():
-        pytest.fail(f"corpus file missing: {path} (../shared/data must sit beside the project)")
-    y, sr = sf.read(path, dtype="float32")
-    assert sr == SR
-    return y
-
-
 def test_real_clip_one_segment():
-    y = _clip()
+    y = corpus_clip(CLIP)
     segs = vad_segments(y)
     assert len(segs) == 1, segs
     (start, end), = segs
@@ -223,7 +211,7 @@ def test_silero_missing_model_is_a_clear_error(tmp_path):
 def test_silero_backend():
     # Needs `pip install --no-deps silero-vad` (the model file only; torch is not imported).
     vad = SileroVad()
-    y = _clip()
+    y = corpus_clip(CLIP)
     head = vad.push(y[: 7 * 1000])
     rest = [vad.push(y[k:k + 1000]) for k in range(7000, y.size, 1000)]
     out = _cat([head, *rest, vad.flush()])

@@ -1,30 +1,19 @@
 """The stream's per-frame voice analysis (YIN f0, LPC formants) and its pooled statistics."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.signal
-import soundfile as sf
 import soxr
 
 import dsp
 from dsp import descriptive
 from dsp.pooling import FEATURE_NAMES, window_vector
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests._corpus import corpus_clip
+
 CLIPS = ["ravdess/Actor_01/03-01-05-02-01-01-01.flac", "ravdess/Actor_02/03-01-04-01-02-02-02.flac",
          "tess/YAF_fear/YAF_bath_fear.flac"]
 SR = 16000
 VOWEL_HZ = (700.0, 1220.0, 2600.0)   # an /a/-like vowel
-
-
-def _speech(rel):
-    path = DATA / rel
-    if not path.exists():
-        pytest.fail(f"corpus file missing: {path} (../shared/data must sit beside the project)")
-    y, sr = sf.read(path, dtype="float32")
-    assert sr == SR
-    return y
 
 
 def _vowel(f0_hz=120.0, seconds=1.0, formants=VOWEL_HZ):
@@ -49,7 +38,7 @@ def _voice(y, block=None):
 
 @pytest.mark.parametrize("rel", CLIPS)
 def test_stream_f0_is_descriptive_f0_on_the_same_frames(rel):
-    y = _speech(rel)
+    y = corpus_clip(rel)
     voice = _voice(y)
     ref = descriptive.f0(y, fmin=60.0, fmax=500.0, sr=SR, frame_length=512, hop_length=160, center=False,
                          aperiodicity_threshold=0.35, silence_top_db=200.0)
@@ -63,7 +52,7 @@ def test_stream_f0_is_descriptive_f0_on_the_same_frames(rel):
 
 
 def test_voice_is_the_same_for_any_block_size():
-    y = _speech(CLIPS[2])[: SR]
+    y = corpus_clip(CLIPS[2])[: SR]
     whole = _voice(y)
     for block in (1, 37, 4096):
         assert np.array_equal(_voice(y, block), whole, equal_nan=True), block

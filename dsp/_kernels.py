@@ -115,6 +115,7 @@ _LPC_ORDER = 10         # 0-4 kHz seen as an 8 kHz signal: 2 poles per kHz + 2 f
 _PRE_EMPHASIS = 0.95    # flatten the glottal -12 dB/octave so LPC poles go to the formants
 _ENV_POINTS = 256       # LPC envelope sampled every 15.6 Hz over 0-4 kHz; peaks refined parabolically
 _MIN_FORMANT_HZ = 150.0 # envelope peaks below this are the source / F0, not F1
+_FORMANT_BAND_HZ = 4000.0  # formants from the band every telephone line carries too
 
 
 @njit(cache=True, nogil=True)
@@ -196,7 +197,7 @@ def _formants(power, basis, grid, out):
             re += a[k] * grid[0, j, k]
             im -= a[k] * grid[1, j, k]
         env[j] = re * re + im * im
-    hz_per_pt = 4000.0 / (n_pts - 1)
+    hz_per_pt = _FORMANT_BAND_HZ / (n_pts - 1)
     found = 0
     for j in range(1, n_pts - 1):
         if env[j] < env[j - 1] and env[j] <= env[j + 1]:

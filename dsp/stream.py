@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import (_ENV_POINTS, _LPC_ORDER, _PRE_EMPHASIS, VOICE_ROWS, _envelope_grid, _lpc_basis,
-                       _stream_frames)
+from ._kernels import (_ENV_POINTS, _FORMANT_BAND_HZ, _LPC_ORDER, _PRE_EMPHASIS, VOICE_ROWS, _envelope_grid,
+                       _lpc_basis, _stream_frames)
 from .config import FeatureConfig
 from .descriptive import _yin_periods
 from .features import _check_audio, _dct_matrix, _mel_bands, _mel_basis, _window
@@ -15,7 +15,6 @@ __all__ = ["FeatureFrames", "StreamingFeatures", "VOICE_ROWS"]
 
 _TROUGH_THRESHOLD = 0.1        # YIN's absolute threshold, as dsp.descriptive.f0
 _APERIODICITY_THRESHOLD = 0.35  # voiced below this (descriptive.f0 uses 0.4 on 4x longer frames, which smooth more)
-_FORMANT_BAND_HZ = 4000.0      # formants from the band every telephone line carries too
 
 
 @dataclass(frozen=True)

@@ -341,3 +341,23 @@ def test_default_packed_voices_are_well_formed():
         assert _VOICE_DIR.match(v.folder) and v.package in PACKAGES and _fixed_prefix(v.members).endswith("/")
     assert {v.folder[3:5] for v in PACKED_VOICES if v.source == "codec2"} == {"XX", "AU"}
     assert sum(v.folder.split("_")[2] == "m" for v in PACKED_VOICES) == 3
+
+
+def test_band_augmentations_remove_what_a_telephone_line_drops():
+    from models.featurize import Augment, augment_audio
+
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(SR * 2)).astype(np.float32)
+
+    def band_db(x, lo, hi):
+        spec = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(x.size, 1 / SR)
+        return 10 * np.log10(spec[(f >= lo) & (f < hi)].mean())
+
+    phone = augment_audio(y, Augment(band_hz=3400.0, low_hz=300.0), sr=SR, rng=rng)
+    assert phone.shape == y.shape and phone.dtype == np.float32
+    mid = band_db(phone, 800, 2500)
+    assert mid == pytest.approx(band_db(y, 800, 2500), abs=1.5)   # the voice band passes
+    assert band_db(phone, 4000, 8000) < mid - 40                    # above the line's band: gone
+    assert band_db(phone, 20, 120) < mid - 20                       # below 300 Hz: strongly cut
+    assert Augment(low_hz=300.0).is_identity is False and Augment().is_identity

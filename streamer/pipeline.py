@@ -21,7 +21,6 @@ from .events import PredictionEvent
 from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
 
 
-
 @dataclass(frozen=True)
 class PipelineConfig:
     """Windowing, gating and smoothing parameters (see README, "Defaults", for why these values)."""

@@ -431,12 +431,9 @@ import sys, time
 t_start = time.time()
 import json, resource
 import numpy as np, soundfile as sf
-from streamer.pipeline import Pipeline, PipelineConfig
-from streamer.runner import load_models
+from streamer.runner import build_pipeline
 t_import = time.time()
-models = load_models()
-meta = models[0].metadata
-pipe = Pipeline(*models, config=PipelineConfig(window_ms=float(meta["window_ms"]), hop_ms=float(meta["hop_ms"])))
+pipe = build_pipeline(source="file", live=False)
 t_load = time.time()
 y, _ = sf.read(sys.argv[1], dtype="float32")
 first = None

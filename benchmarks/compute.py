@@ -40,34 +40,14 @@ def progress(task: str, done: int, total: int) -> None:
 
 def default_pipeline(*, source: str = "file", live: bool = False):
     """The shipped models in a Pipeline at their own window and hop (as `emotion-monitor` builds it)."""
-    from streamer.pipeline import Pipeline, PipelineConfig
-    from streamer.runner import load_models
+    from streamer.runner import build_pipeline
 
-    models = load_models()
-    meta = models[0].metadata
-    cfg = PipelineConfig(window_ms=float(meta.get("window_ms", 2000.0)), hop_ms=float(meta.get("hop_ms", 100.0)),
-                         max_windows_per_push=1 if live else 0)
-    return Pipeline(*models, config=cfg, source=source)
+    return build_pipeline(source=source, live=live)
 
 
 class _Timed:
-    """Stands in for one part of the pipeline and adds the seconds its ``push`` takes to ``seconds``."""
+    """Wraps a callable and adds the seconds each call takes to ``seconds``."""
 
-    def __init__(self, inner):
-        self._inner, self.seconds = inner, 0.0
-
-    def push(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self._inner.push(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-
-class _TimedMethod:
     def __init__(self, fn):
         self._fn, self.seconds = fn, 0.0
 
@@ -84,11 +64,10 @@ def instrument(pipe) -> dict:
     meters = {}
     for stage, attr in _WRAPPED_PARTS.items():
         if hasattr(pipe, attr):
-            meters[stage] = _Timed(getattr(pipe, attr))
-            setattr(pipe, attr, meters[stage])
+            part = getattr(pipe, attr)
+            meters[stage] = part.push = _Timed(part.push)   # instance attributes shadow the methods
     if hasattr(pipe, "_descriptors"):
-        meters["descriptors"] = _TimedMethod(pipe._descriptors)
-        pipe._descriptors = meters["descriptors"]  # instance attribute shadows the method
+        meters["descriptors"] = pipe._descriptors = _Timed(pipe._descriptors)
     return meters
 
 

@@ -31,16 +31,10 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 
 
 def _build_pipeline(args, *, source: str, live: bool):
-    from .pipeline import Pipeline, PipelineConfig
-    from .runner import load_models
+    from .runner import build_pipeline
 
-    models = load_models(args.emotion_model, args.gender_model)
-    # The window and hop the emotion model was trained on (OnnxClassifier reads them from its metadata).
-    window_ms = models[0].window_ms if args.window_ms is None else args.window_ms
-    hop_ms = models[0].hop_ms if args.hop_ms is None else args.hop_ms
-    cfg = PipelineConfig(window_ms=window_ms, hop_ms=hop_ms, time_constant_s=args.tau, vad_backend=args.vad,
-                         max_windows_per_push=1 if live else 0)
-    return Pipeline(*models, config=cfg, source=source)
+    return build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model, window_ms=args.window_ms,
+                          hop_ms=args.hop_ms, time_constant_s=args.tau, vad_backend=args.vad, source=source, live=live)
 
 
 # -- live ---------------------------------------------------------------------------------------------------

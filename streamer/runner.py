@@ -10,7 +10,7 @@ from dsp import FeatureConfig
 
 from .errors import NoInputDevice
 from .events import PredictionEvent
-from .pipeline import Pipeline
+from .pipeline import Pipeline, PipelineConfig
 
 
 _CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (16-bit full scale is 32767/32768)
@@ -43,6 +43,18 @@ def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureC
     shipped = default_models()
     return (OnnxClassifier(emotion_path or shipped["emotion"], expected_config=feature_config),
             OnnxClassifier(gender_path or shipped["gender"], expected_config=feature_config))
+
+
+def build_pipeline(*, emotion_model=None, gender_model=None, window_ms: float | None = None,
+                   hop_ms: float | None = None, time_constant_s: float = 0.5, vad_backend: str = "ours",
+                   source: str, live: bool) -> Pipeline:
+    """A Pipeline over the given (default: shipped) models, at the window and hop the emotion model was trained
+    on unless overridden. live: keep only the newest window of a push when processing falls behind."""
+    models = load_models(emotion_model, gender_model)
+    cfg = PipelineConfig(window_ms=models[0].window_ms if window_ms is None else window_ms,
+                         hop_ms=models[0].hop_ms if hop_ms is None else hop_ms, time_constant_s=time_constant_s,
+                         vad_backend=vad_backend, max_windows_per_push=1 if live else 0)
+    return Pipeline(*models, config=cfg, source=source)
 
 
 def open_live_source(*, device=None, demo: bool | None = None, on_message=print, realtime_demo: bool = True):

@@ -1,11 +1,50 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the `corpus` marker's policy (where the corpora are: tests/_corpus.py)."""
 from __future__ import annotations
 
 import contextlib
 
 import pytest
 
+from tests._corpus import SKIP_REASON, locate_corpus
 from tests.vmic import VirtualMicUnavailable, virtual_mic
+
+
+def pytest_report_header(config):
+    loc = locate_corpus()
+    if loc.present:
+        return f"corpus: {loc.root} (corpus tests run)"
+    if loc.explicit:
+        return f"corpus: {loc.problem} (corpus tests fail)"
+    return "corpus: none (corpus tests skipped; set EMOTION_MONITOR_DATA=/path/to/data to run them)"
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [i.nodeid for i in items if "corpus_root" in i.fixturenames and i.get_closest_marker("corpus") is None]
+    if unmarked:
+        raise pytest.UsageError(f"uses corpus_root without @pytest.mark.corpus: {', '.join(unmarked)}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # No corpus and none asked for: skip. One asked for but absent: the call phase fails (below).
+    loc = locate_corpus()
+    if item.get_closest_marker("corpus") is not None and not loc.present and not loc.explicit:
+        pytest.skip(SKIP_REASON)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    # EMOTION_MONITOR_DATA was set (CI sets it): a missing corpus is a failure, never a skip.
+    loc = locate_corpus()
+    if item.get_closest_marker("corpus") is not None and not loc.present:
+        pytest.fail(loc.problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def corpus_root():
+    """The corpora's root folder (holding ravdess/, tess/, ...); only for tests marked `corpus`, which
+    pytest_runtest_setup/_call skip or fail before their body runs when it holds no corpus."""
+    return locate_corpus().root
 
 
 def _start_vmic(stack: contextlib.ExitStack):

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,10 +20,11 @@ def test_bench_dsp_json_keys(tmp_path):
         assert isinstance(res[key], (int, float)) and res[key] > 0, key
 
 
-def test_bench_vad_json_and_chart(tmp_path):
+@pytest.mark.corpus   # mixes clips of ten actors with babble from others
+def test_bench_vad_json_and_chart(tmp_path, corpus_root):
     out, html = tmp_path / "vad.json", tmp_path / "vad.html"
-    subprocess.run([sys.executable, "-m", "benchmarks.bench_vad", "--clips", "4", "--json", str(out),
-                    "--html", str(html)], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_vad", "--data", str(corpus_root), "--clips", "4",
+                    "--json", str(out), "--html", str(html)], cwd=ROOT, check=True, capture_output=True, timeout=300)
     res = json.loads(out.read_text())
     conds = {(s["backend"], s["noise"], s["snr_db"]) for s in res["scores"]}
     assert {("ours", n, snr) for n in ("white", "babble") for snr in (20, 10, 0)} <= conds

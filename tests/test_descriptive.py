@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 import scipy.signal
-import soundfile as sf
 
 from dsp import descriptive
+from tests._corpus import fixture_clip
 
 SR_SYNTH = 22050
 SR_SPEECH = 16000
-# The corpus lives beside the project (../shared/data); CI always has it.
-RAVDESS_ACTOR_01 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "Actor_01"
 CLIPS = ("03-01-01-01-01-01-01", "03-01-05-02-01-01-01", "03-01-03-02-01-01-01")  # neutral, angry, happy
 SYNTH = ("sine", "chirp", "harmonic", "noise", "tone_after_silence")
 SIGNALS = SYNTH + CLIPS
@@ -61,12 +58,7 @@ def load_signal(name: str) -> tuple[np.ndarray, int]:
         return 0.3 * np.random.default_rng(0).standard_normal(SR_SYNTH), SR_SYNTH
     if name == "tone_after_silence":  # exercises all-zero frames (0/0 guards, dB floors)
         return np.concatenate([np.zeros(SR_SYNTH // 2), 0.5 * np.sin(2 * np.pi * 330.0 * t)]), SR_SYNTH
-    path = RAVDESS_ACTOR_01 / f"{name}.flac"
-    if not path.is_file():
-        pytest.fail(f"speech clip missing: {path} (the RAVDESS corpus must be at ../shared/data)")
-    y, sr = sf.read(path, dtype="float64")
-    assert sr == SR_SPEECH and y.ndim == 1
-    return y, sr
+    return fixture_clip(f"ravdess/Actor_01/{name}.flac", sr=SR_SPEECH, dtype="float64"), SR_SPEECH
 
 
 def rel_err(ours: np.ndarray, ref: np.ndarray) -> float:

@@ -7,11 +7,11 @@ import pytest
 
 import dsp
 
-from tests._corpus import corpus_clip
+from tests._corpus import fixture_clip
 
 KW = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=64, fmin=0.0, fmax=8000.0)
 CLIPS = ["ravdess/Actor_01/03-01-05-02-01-01-01.flac", "ravdess/Actor_02/03-01-04-01-02-02-02.flac",
-         "tess/YAF_fear/YAF_bath_fear.flac"]
+         "cut/03-01-06-02-01-01-04_speech.flac"]   # committed fixtures (tests/data)
 
 
 def _synthetic():
@@ -27,7 +27,7 @@ SIGNALS = [pytest.param(rel, id=Path(rel).stem) for rel in CLIPS] + [pytest.para
 
 
 def _signal(key):
-    return corpus_clip(key) if isinstance(key, str) else _synthetic()[key]
+    return fixture_clip(key) if isinstance(key, str) else _synthetic()[key]
 
 
 @pytest.mark.parametrize("key", SIGNALS)
@@ -49,7 +49,7 @@ def test_mfcc_matches_librosa(key):
 
 
 def test_librosa_defaults_match():
-    y = corpus_clip(CLIPS[0])
+    y = fixture_clip(CLIPS[0])
     assert np.abs(dsp.melspectrogram(y) - librosa.feature.melspectrogram(y=y)).max() <= 1e-4 * np.abs(
         librosa.feature.melspectrogram(y=y)).max()
     assert np.abs(dsp.mfcc(y) - librosa.feature.mfcc(y=y)).max() <= 1e-3
@@ -66,14 +66,14 @@ def test_magnitude_power_and_no_center():
 
 
 def test_delta_matches_librosa():
-    m = dsp.mfcc(corpus_clip(CLIPS[1]), **KW)
+    m = dsp.mfcc(fixture_clip(CLIPS[1]), **KW)
     for order in (1, 2):
         assert np.allclose(dsp.delta(m, order=order), librosa.feature.delta(m, order=order), atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_stream_equals_batch_for_random_blocks(seed):
-    y = corpus_clip(CLIPS[seed % len(CLIPS)])
+    y = fixture_clip(CLIPS[seed % len(CLIPS)])
     cfg = dsp.FeatureConfig()
     rng = np.random.default_rng(seed)
     fx = dsp.StreamingFeatures(cfg)
@@ -140,7 +140,7 @@ def test_bad_config_raises():
 def test_windows_cover_the_last_frames_at_each_hop():
     from dsp.windows import FrameWindower, clip_windows
 
-    y = corpus_clip(CLIPS[0])
+    y = fixture_clip(CLIPS[0])
     cfg = dsp.FeatureConfig()
     log_b = dsp.log_mel(y, center=False, top_db=None, **KW)
     wins = clip_windows(y, config=cfg, window_ms=1000, hop_ms=100, min_window_ms=300)

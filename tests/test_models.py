@@ -15,7 +15,6 @@ from models.errors import ModelError
 from models.labels import EMOTIONS, GENDERS, ravdess_emotion, tess_emotion
 from models.onnx_model import OnnxClassifier, default_models
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = 16000
 
 
@@ -90,10 +89,9 @@ def test_loader_errors(tmp_path):
         load_corpora([tmp_path / "empty"])
 
 
-def test_real_corpus_counts():
-    if not DATA.is_dir():
-        pytest.fail(f"corpora missing at {DATA} (../shared/data must sit beside the project)")
-    utts = load_corpora([DATA])
+@pytest.mark.corpus
+def test_real_corpus_counts(corpus_root):
+    utts = load_corpora([corpus_root])
     n = {c: sum(u.corpus == c for u in utts) for c in ("ravdess", "tess")}
     assert n == {"ravdess": 1200, "tess": 2800}
     assert sum(u.emotion == "neutral" and u.corpus == "ravdess" for u in utts) == 240   # neutral + calm

@@ -1,7 +1,6 @@
 """The pipeline with the shipped ONNX models: gating, event schema, block-size parity, drop policy."""
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,9 @@ import soundfile as sf
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.runner import load_models
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CLIP = DATA / "ravdess" / "Actor_05" / "03-01-05-02-01-01-05.flac"
+from tests._corpus import fixture_clip
+
+CLIP = "ravdess/Actor_05/03-01-05-02-01-01-05.flac"   # committed fixture (tests/data)
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def speech():
-    if not CLIP.exists():
-        pytest.fail(f"corpus file missing: {CLIP}")
-    y, sr = sf.read(CLIP, dtype="float32")
-    assert sr == 16000
-    return y
+    return fixture_clip(CLIP)
 
 
 def _push_all(pipe, y, block):

@@ -5,7 +5,7 @@ import pytest
 import dsp
 from dsp.vad import (SILERO_CONFIG, SileroVad, StreamingVad, VadConfig, VadResult, mask_to_segments, speech_mask,
                      vad_segments)
-from tests._corpus import corpus_clip
+from tests._corpus import fixture_clip
 
 SR = 16000
 CLIP = "ravdess/Actor_01/03-01-01-01-01-01-01.flac"
@@ -194,7 +194,7 @@ def test_mask_to_segments():
 
 
 def test_real_clip_one_segment():
-    y = corpus_clip(CLIP)
+    y = fixture_clip(CLIP)
     segs = vad_segments(y)
     assert len(segs) == 1, segs
     (start, end), = segs
@@ -211,7 +211,7 @@ def test_silero_missing_model_is_a_clear_error(tmp_path):
 def test_silero_backend():
     # Needs `pip install --no-deps silero-vad` (the model file only; torch is not imported).
     vad = SileroVad()
-    y = corpus_clip(CLIP)
+    y = fixture_clip(CLIP)
     head = vad.push(y[: 7 * 1000])
     rest = [vad.push(y[k:k + 1000]) for k in range(7000, y.size, 1000)]
     out = _cat([head, *rest, vad.flush()])

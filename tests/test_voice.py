@@ -8,10 +8,10 @@ import dsp
 from dsp import descriptive
 from dsp.pooling import FEATURE_NAMES, window_vector
 
-from tests._corpus import corpus_clip
+from tests._corpus import fixture_clip
 
 CLIPS = ["ravdess/Actor_01/03-01-05-02-01-01-01.flac", "ravdess/Actor_02/03-01-04-01-02-02-02.flac",
-         "tess/YAF_fear/YAF_bath_fear.flac"]
+         "cut/03-01-06-02-01-01-04_speech.flac"]   # committed fixtures (tests/data)
 SR = 16000
 VOWEL_HZ = (700.0, 1220.0, 2600.0)   # an /a/-like vowel
 
@@ -38,7 +38,7 @@ def _voice(y, block=None):
 
 @pytest.mark.parametrize("rel", CLIPS)
 def test_stream_f0_is_descriptive_f0_on_the_same_frames(rel):
-    y = corpus_clip(rel)
+    y = fixture_clip(rel)
     voice = _voice(y)
     ref = descriptive.f0(y, fmin=60.0, fmax=500.0, sr=SR, frame_length=512, hop_length=160, center=False,
                          aperiodicity_threshold=0.35, silence_top_db=200.0)
@@ -52,7 +52,7 @@ def test_stream_f0_is_descriptive_f0_on_the_same_frames(rel):
 
 
 def test_voice_is_the_same_for_any_block_size():
-    y = corpus_clip(CLIPS[2])[: SR]
+    y = fixture_clip(CLIPS[2])[: SR]
     whole = _voice(y)
     for block in (1, 37, 4096):
         assert np.array_equal(_voice(y, block), whole, equal_nan=True), block

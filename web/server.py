@@ -9,9 +9,22 @@ Buffers and their drop policies:
 * history: the last ``history_seconds`` of stream time (``t``) of prediction events,
   and never more than ``history_seconds * HISTORY_MAX_EVENTS_PER_S`` events; oldest dropped.
   A stream whose ``t`` goes backwards (a restarted file) clears it.
-* per-client send backlog: a viewer whose unsent bytes exceed ``max_client_backlog_bytes``
-  is disconnected (counted in ``stats.slow_disconnects``); it may reconnect and gets history.
+* stalled viewers: every ``lag_probe_interval_s`` each viewer gets a websocket ping, queued
+  behind everything already sent to it; its pong comes back only once the viewer has read all
+  of that. A viewer whose pong is more than ``max_client_lag_s`` late (plus time to take the
+  history at ``JOIN_RATE_BYTES_PER_S`` on its first probe) is disconnected. Kernel socket
+  buffers hide megabytes from the server's own send buffer, so only this end-to-end probe
+  sees a stall within seconds; it also replaces websockets' keepalive.
+* per-client send backlog: a viewer whose unsent bytes in the server exceed
+  ``max_client_backlog_bytes`` is disconnected at the next broadcast (a memory bound).
+  Both drops are counted in ``stats.slow_disconnects``; the viewer may reconnect and gets history.
 * client-to-server messages: ignored; each is capped at 4 KiB (larger ones close the socket).
+
+HTTP: GET and HEAD only (405 otherwise). A request without exactly one valid ``Host``, or
+with more than one ``Origin`` or ``Authorization``, is a 400. The path is percent-decoded
+and normalised once (dot segments, repeated and trailing slashes), and the token rule is
+applied to that normalised path and to the file it names. Refused malformed requests and
+dropped viewers are logged at most once per ``_LOG_INTERVAL_S`` each, with a count.
 """
 
 from __future__ import annotations
@@ -20,6 +33,9 @@ import asyncio
 import ipaddress
 import logging
 import mimetypes
+import posixpath
+import random
+import re
 import secrets
 import socket
 import sys
@@ -38,7 +54,7 @@ from websockets.http11 import Request, Response
 
 from web.protocol import build_hello, encode, end_message, stats_message
 
-__all__ = ["serve", "is_loopback_host", "resolve_static", "STATIC_DIR"]
+__all__ = ["serve", "is_loopback_host", "resolve_static", "normalize_path", "parse_host", "STATIC_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +65,14 @@ HISTORY_MAX_EVENTS_PER_S = 50  # hard cap on history length whatever the event r
 _MAX_CLIENT_MESSAGE_BYTES = 4096
 _CLOSE_TIMEOUT_S = 2.0  # shutdown must not hang on a stalled viewer's closing handshake
 _LATENCY_SAMPLES_MAX = 10_000
+DEFAULT_MAX_CLIENT_LAG_S = 10.0  # a live view this far behind is useless; its backlog only costs memory
+DEFAULT_LAG_PROBE_INTERVAL_S = 2.0  # one ping per viewer per interval: 500 pings/s at 1000 viewers
+JOIN_RATE_BYTES_PER_S = 100_000  # a joiner's first probe also allows the history at this rate (0.8 Mbit/s)
+_LOG_INTERVAL_S = 10.0  # at most one log line per kind per interval: clients cannot flood the log
+_SINGLE_VALUE_HEADERS = ("Host", "Origin", "Authorization")
+_PAGE_METHODS = ("GET", "HEAD")
+# RFC 3986 host (IP literal or a plain DNS name) and an optional port; nothing else (no commas, no user@).
+_HOST_RE = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -79,6 +103,8 @@ async def serve(
     stats_interval_s: float = 1.0,
     on_ready: Callable[[int, str], None] | None = None,
     max_client_backlog_bytes: int = DEFAULT_MAX_CLIENT_BACKLOG_BYTES,
+    max_client_lag_s: float = DEFAULT_MAX_CLIENT_LAG_S,
+    lag_probe_interval_s: float = DEFAULT_LAG_PROBE_INTERVAL_S,
 ) -> None:
     """Serve the page and broadcast ``events`` to every viewer until cancelled.
 
@@ -96,21 +122,28 @@ async def serve(
             including ``?token=`` when a token is in force. When None the URL is printed
             to stderr so a generated token is never lost.
         max_client_backlog_bytes: unsent bytes after which a viewer is disconnected.
+        max_client_lag_s: seconds a viewer may be behind (unanswered probe) before it is
+            disconnected.
+        lag_probe_interval_s: period of each viewer's lag probe (a websocket ping).
 
     When ``events`` is exhausted an ``end`` message is broadcast and the server keeps
     running (viewers keep the history) until the task is cancelled. An exception from
     ``events`` is announced with ``end`` and re-raised.
     """
     _validate_args(history_seconds=history_seconds, stats_interval_s=stats_interval_s, port=port,
-                   max_client_backlog_bytes=max_client_backlog_bytes)
+                   max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
+                   lag_probe_interval_s=lag_probe_interval_s)
     token = resolve_token(host=host, token=token)
     hello_msg = build_hello(hello, history_seconds=history_seconds, stats_interval_s=stats_interval_s,
                             session=secrets.token_hex(8))
     hub = _Hub(hello_text=encode(hello_msg), history_seconds=history_seconds,
-               max_client_backlog_bytes=max_client_backlog_bytes)
+               max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
+               lag_probe_interval_s=lag_probe_interval_s)
     gate = _Gate(token=token, loopback=is_loopback_host(host))
+    # ping_interval=None: the hub's lag probe is the keepalive (a dead peer never answers it either).
     async with ws_serve(hub.handler, host, port, process_request=gate.process_request,
-                        max_size=_MAX_CLIENT_MESSAGE_BYTES, close_timeout=_CLOSE_TIMEOUT_S) as server:
+                        max_size=_MAX_CLIENT_MESSAGE_BYTES, close_timeout=_CLOSE_TIMEOUT_S,
+                        ping_interval=None) as server:
         actual_port = server.sockets[0].getsockname()[1]
         url = page_url(host=host, port=actual_port, token=token)
         if on_ready is not None:
@@ -137,7 +170,7 @@ async def _pump(events: AsyncIterator[dict], hub: _Hub) -> None:
 
 
 def _validate_args(*, history_seconds: float, stats_interval_s: float, port: int,
-                   max_client_backlog_bytes: int) -> None:
+                   max_client_backlog_bytes: int, max_client_lag_s: float, lag_probe_interval_s: float) -> None:
     if not history_seconds >= 0:
         raise ValueError(f"history_seconds must be >= 0, got {history_seconds!r}")
     if not stats_interval_s > 0:
@@ -146,6 +179,9 @@ def _validate_args(*, history_seconds: float, stats_interval_s: float, port: int
         raise ValueError(f"port must be in 0..65535, got {port!r}")
     if max_client_backlog_bytes <= 0:
         raise ValueError(f"max_client_backlog_bytes must be > 0, got {max_client_backlog_bytes!r}")
+    for name, value in (("max_client_lag_s", max_client_lag_s), ("lag_probe_interval_s", lag_probe_interval_s)):
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 # ---------------------------------------------------------------- address and token helpers
@@ -183,10 +219,14 @@ def page_url(*, host: str, port: int, token: str | None) -> str:
 class _Hub:
     """Viewers, bounded history and counters; all methods run on the event loop."""
 
-    def __init__(self, *, hello_text: str, history_seconds: float, max_client_backlog_bytes: int):
+    def __init__(self, *, hello_text: str, history_seconds: float, max_client_backlog_bytes: int,
+                 max_client_lag_s: float, lag_probe_interval_s: float):
         self.hello_text = hello_text
         self.history_seconds = history_seconds
         self.max_client_backlog_bytes = max_client_backlog_bytes
+        self.max_client_lag_s = max_client_lag_s
+        self.lag_probe_interval_s = lag_probe_interval_s
+        self._drop_log = _RateLimitedLog(interval_s=_LOG_INTERVAL_S)
         self.clients: set[ServerConnection] = set()
         self.history: deque[tuple[float, str]] = deque(
             maxlen=max(1, int(history_seconds * HISTORY_MAX_EVENTS_PER_S)))
@@ -227,12 +267,38 @@ class _Hub:
 
     def _broadcast(self, text: str) -> None:
         for ws in [ws for ws in self.clients if _backlog_bytes(ws) > self.max_client_backlog_bytes]:
-            # Abort rather than close: a close frame would queue behind the backlog.
-            log.warning("dropping slow viewer %s (%d bytes unsent)", ws.remote_address, _backlog_bytes(ws))
-            self.clients.discard(ws)
-            self.slow_disconnects += 1
-            ws.transport.abort()
+            self._drop(ws, why=f"{_backlog_bytes(ws)} bytes unsent")
         broadcast(self.clients, text)
+
+    def _drop(self, ws: ServerConnection, *, why: str) -> None:
+        """Disconnect a slow viewer and count it (once, whichever rule fired first)."""
+        if ws not in self.clients:
+            return
+        self.clients.discard(ws)
+        self.slow_disconnects += 1
+        self._drop_log.warning(f"dropped a slow viewer {_peer(ws)}: {why}")
+        # Abort rather than close: a close frame would queue behind the backlog.
+        ws.transport.abort()
+
+    async def _watch_lag(self, ws: ServerConnection, *, first_allowance_s: float) -> None:
+        """Probe ``ws`` with pings until it closes; drop it when a pong is later than allowed.
+
+        A ping is queued behind everything sent before it, so its pong measures how far behind
+        the viewer is, whatever the kernel buffers hold. Probes start at a random phase so that
+        many viewers' pings do not land in one burst between two events.
+        """
+        allowance_s = first_allowance_s
+        await asyncio.sleep(random.uniform(0.0, self.lag_probe_interval_s))
+        while True:
+            try:
+                await asyncio.wait_for(_ping_pong(ws), allowance_s)
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+                self._drop(ws, why=f"no answer for {allowance_s:.1f} s")
+                return
+            except ConnectionClosed:
+                return
+            allowance_s = self.max_client_lag_s
+            await asyncio.sleep(self.lag_probe_interval_s)
 
     def stats(self) -> dict:
         """A ``stats`` message; latency percentiles cover events since the previous call."""
@@ -253,11 +319,15 @@ class _Hub:
         # No await between the history snapshot and registration, so a viewer sees hello,
         # history, then live events: none missed, none twice, in order.
         broadcast([ws], self.hello_text)
+        joined_bytes = len(self.hello_text)
         for _, text in self.history:
             broadcast([ws], text)
+            joined_bytes += len(text)
         if self.end_text is not None:
             broadcast([ws], self.end_text)
         self.clients.add(ws)
+        watchdog = asyncio.create_task(self._watch_lag(
+            ws, first_allowance_s=self.max_client_lag_s + joined_bytes / JOIN_RATE_BYTES_PER_S))
         try:
             async for _ in ws:
                 pass  # viewers have nothing to say; ignore whatever arrives
@@ -265,6 +335,36 @@ class _Hub:
             pass
         finally:
             self.clients.discard(ws)
+            watchdog.cancel()
+
+
+class _RateLimitedLog:
+    """A warning at most once per ``interval_s``; the ones in between are counted in the next line."""
+
+    def __init__(self, *, interval_s: float):
+        self.interval_s = interval_s
+        self._next_at = float("-inf")
+        self._suppressed = 0
+
+    def warning(self, line: str) -> None:
+        now = time.monotonic()
+        if now < self._next_at:
+            self._suppressed += 1
+            return
+        self._next_at = now + self.interval_s
+        more = f" (and {self._suppressed} more in the last {self.interval_s:g} s)" if self._suppressed else ""
+        self._suppressed = 0
+        log.warning("%s%s", line, more)
+
+
+async def _ping_pong(ws: ServerConnection) -> None:
+    pong = await ws.ping()  # may itself wait while the send buffer is over its high-water mark
+    await pong
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "?"
 
 
 def _backlog_bytes(ws: ServerConnection) -> int:
@@ -283,33 +383,50 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 # ---------------------------------------------------------------- HTTP: auth, origin, static
 
 class _Gate:
-    """``process_request``: everything that is not an accepted ``/ws`` upgrade ends here."""
+    """``process_request``: everything that is not an accepted ``/ws`` upgrade ends here.
+
+    Order: malformed (400), foreign Host on a token-less loopback server (403), method (405),
+    then the normalised path decides what is served and whether it needs the token (401).
+    """
 
     def __init__(self, *, token: str | None, loopback: bool):
         self.token = token
         self.loopback = loopback
+        self._bad_request_log = _RateLimitedLog(interval_s=_LOG_INTERVAL_S)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        parts = urlsplit(request.path)
-        path = parts.path
         headers = request.headers
-        if self.token is None and self.loopback and not _host_is_loopback(headers.get("Host")):
+        problem = _malformed(headers)
+        if problem is not None:
+            self._bad_request_log.warning(f"refused a bad request from {_peer(connection)}: {problem}")
+            return _text_response(HTTPStatus.BAD_REQUEST, f"Bad Request: {problem}\n")
+        if self.token is None and self.loopback and not _host_is_loopback(headers["Host"]):
             # Guards a token-less loopback server against DNS rebinding.
             return _text_response(HTTPStatus.FORBIDDEN, "Forbidden: unexpected Host header\n")
-        if path in (WS_PATH, "/", "/index.html") and not self._authorized(parts.query, headers):
-            return _text_response(HTTPStatus.UNAUTHORIZED, "Unauthorized: token required\n",
-                                  extra=[("WWW-Authenticate", 'Bearer realm="emotion-monitor"')])
+        raw_path, _, query = request.path.partition("#")[0].partition("?")
+        path = normalize_path(raw_path)
         if path == WS_PATH:
-            if not _origin_allowed(headers.get("Origin"), headers.get("Host")):
-                return _text_response(HTTPStatus.FORBIDDEN, "Forbidden: cross-origin websocket\n")
-            return None  # proceed with the websocket handshake
-        if path == "/":
-            path = "/index.html"
-        # Static assets other than the page carry no data, so they need no token.
-        target = resolve_static(path)
+            return self._websocket(request, query)
+        if request.method not in _PAGE_METHODS:
+            return _method_not_allowed(_PAGE_METHODS)
+        target = None if path is None else _static_file("/index.html" if path == "/" else path)
         if target is None:
             return _text_response(HTTPStatus.NOT_FOUND, "Not Found\n")
-        return _file_response(target)
+        # The page needs the token; other static assets carry no data. Decided on the file that
+        # would be served, so no spelling of its path can skip the check.
+        if target.suffix == ".html" and not self._authorized(query, headers):
+            return _unauthorized()
+        return _file_response(target, head=request.method == "HEAD")
+
+    def _websocket(self, request: Request, query: str) -> Response | None:
+        if request.method != "GET":
+            return _method_not_allowed(("GET",))
+        headers = request.headers
+        if not self._authorized(query, headers):
+            return _unauthorized()
+        if not _origin_allowed(headers.get("Origin"), headers.get("Host")):
+            return _text_response(HTTPStatus.FORBIDDEN, "Forbidden: cross-origin websocket\n")
+        return None  # proceed with the websocket handshake
 
     def _authorized(self, query: str, headers: Headers) -> bool:
         if self.token is None:
@@ -322,11 +439,76 @@ class _Gate:
         return any(secrets.compare_digest(t.encode(), expected) for t in offered)
 
 
-def _host_is_loopback(host_header: str | None) -> bool:
-    if host_header is None:
-        return True  # only non-browser clients omit Host, and they cannot be rebound
-    hostname = urlsplit("//" + host_header).hostname
-    return hostname is not None and is_loopback_host(hostname)
+def _malformed(headers: Headers) -> str | None:
+    """Why the request is a 400 (RFC 9112 section 3.2: exactly one valid Host), or None."""
+    for name in _SINGLE_VALUE_HEADERS:
+        if len(headers.get_all(name)) > 1:
+            return f"duplicate {name} header"
+    hosts = headers.get_all("Host")
+    if not hosts:
+        return "missing Host header"
+    if parse_host(hosts[0]) is None:
+        return "invalid Host header"
+    return None
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """``(name, port)`` of a Host header value, or None unless it is exactly ``name[:port]``.
+
+    ``name`` is a DNS name, an IPv4 address or a bracketed IPv6 address (brackets kept, name
+    lower-cased); ``port``, when present, is 1-65535. Commas, user info, spaces and an empty
+    port are refused.
+    """
+    m = _HOST_RE.fullmatch(value)
+    if m is None:
+        return None
+    port = m.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        return None
+    return m.group("name").lower(), None if port is None else int(port)
+
+
+def _host_is_loopback(host_header: str) -> bool:
+    """True for ``localhost``, a dotted-quad 127.0.0.0/8 address or ``[::1]``, with a valid port."""
+    parsed = parse_host(host_header)
+    if parsed is None:
+        return False
+    name = parsed[0]
+    if name == "localhost":
+        return True
+    try:
+        if name.startswith("["):
+            return ipaddress.IPv6Address(name[1:-1]).is_loopback
+        return ipaddress.IPv4Address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_path(raw_path: str) -> str | None:
+    """The request path percent-decoded once and normalised, or None if it cannot name a file.
+
+    ``.`` and ``..`` segments are resolved (never above ``/``), repeated and trailing slashes
+    removed: ``/%69ndex.html``, ``/./index.html``, ``/x/../index.html`` and ``/index.html/``
+    are all ``/index.html``. Invalid UTF-8 and NUL bytes give None.
+    """
+    try:
+        decoded = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in decoded:
+        return None
+    # One leading slash: posixpath.normpath keeps a leading "//" as is.
+    return posixpath.normpath("/" + decoded.lstrip("/"))
+
+
+def _method_not_allowed(allowed: tuple[str, ...]) -> Response:
+    return _text_response(HTTPStatus.METHOD_NOT_ALLOWED, "Method Not Allowed\n",
+                          extra=[("Allow", ", ".join(allowed))])
+
+
+def _unauthorized() -> Response:
+    return _text_response(HTTPStatus.UNAUTHORIZED, "Unauthorized: token required\n",
+                          extra=[("WWW-Authenticate", 'Bearer realm="emotion-monitor"')])
 
 
 def _origin_allowed(origin: str | None, host_header: str | None) -> bool:
@@ -344,7 +526,13 @@ def resolve_static(url_path: str, *, root: Path = STATIC_DIR) -> Path | None:
     ``url_path`` is percent-decoded once, so ``%2e%2e`` is ``..``; the resolved path
     (symlinks followed) must stay inside ``root``.
     """
-    relative = unquote(url_path).lstrip("/")
+    return _static_file(unquote(url_path), root=root)
+
+
+def _static_file(decoded_path: str, *, root: Path = STATIC_DIR) -> Path | None:
+    """:func:`resolve_static` for a path that is already percent-decoded (decoding twice would
+    turn ``%252e`` into ``.``)."""
+    relative = decoded_path.lstrip("/")
     if not relative or "\x00" in relative:
         return None
     try:
@@ -361,13 +549,17 @@ def _content_type(path: Path) -> str:
     return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def _file_response(path: Path) -> Response:
+def _file_response(path: Path, *, head: bool = False) -> Response:
+    """The file as a 200; for HEAD the same headers (Content-Length included) and no body."""
     try:
         body = path.read_bytes()
     except OSError:
         return _text_response(HTTPStatus.NOT_FOUND, "Not Found\n")
     extra = [("Content-Security-Policy", _PAGE_CSP)] if path.suffix == ".html" else []
-    return _response(HTTPStatus.OK, body, _content_type(path), extra=extra)
+    response = _response(HTTPStatus.OK, body, _content_type(path), extra=extra)
+    if head:
+        response.body = b""
+    return response
 
 
 def _text_response(status: HTTPStatus, text: str, *, extra: list[tuple[str, str]] = ()) -> Response:

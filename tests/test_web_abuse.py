@@ -233,3 +233,15 @@ def test_lag_settings_are_checked(kwargs):
 
     with pytest.raises(ValueError, match="must be a finite number > 0"):
         asyncio.run(main())
+
+
+def test_serve_option_max_viewer_lag_is_range_checked(capsys):
+    from streamer.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--max-viewer-lag", "2.5"]).max_viewer_lag == 2.5
+    for bad in ["inf", "nan", "0", "-1", "1e9", "abc"]:
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(["serve", "--max-viewer-lag", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--max-viewer-lag" in err and "Traceback" not in err

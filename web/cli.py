@@ -10,7 +10,7 @@ _QUEUE_MAX = 1000  # events waiting for the event loop; if it stalls this long, 
 
 
 def register(sub) -> None:
-    from streamer.cli import _pipeline_options
+    from streamer.cli import _pipeline_options, number
 
     p = sub.add_parser("serve", help="run the monitor and serve the live timeline page and websocket",
                        description="Run the pipeline and serve, on one port, the page at / and the websocket at "
@@ -19,10 +19,15 @@ def register(sub) -> None:
     p.add_argument("--source", default="mic", help="mic (default; demo if there is none), demo, or an audio file")
     p.add_argument("--device", default=None, help="input device index or name substring")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=number(lo=0, hi=65535, integer=True), default=8765,
+                   help="TCP port, 0..65535 (0: any free port; default 8765)")
     p.add_argument("--token", default=None, help="access token for remote viewers")
     p.add_argument("--loop", action="store_true", help="with a file source: start again at the end")
-    p.add_argument("--history-seconds", type=float, default=600.0, help="history sent to late joiners")
+    p.add_argument("--history-seconds", type=number(lo=0, hi=24 * 3600.0, unit="s"), default=600.0,
+                   help="history sent to late joiners, 0..86400 (default 600)")
+    p.add_argument("--max-viewer-lag", type=_lag_seconds, default=10.0, metavar="SECONDS",
+                   help="disconnect (and count) a viewer this many seconds behind the live stream, e.g. one that "
+                        "stopped reading (default 10; 0.5-3600)")
     _pipeline_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -30,8 +35,22 @@ def register(sub) -> None:
                        description="Terminal viewer for `emotion-monitor serve` running elsewhere.")
     v.add_argument("url", help="ws://HOST:PORT/ws (or http://HOST:PORT/ or HOST:PORT)")
     v.add_argument("--token", default=None)
-    v.add_argument("--duration", type=float, default=None, metavar="SECONDS")
+    v.add_argument("--duration", type=number(lo=0, lo_open=True, hi=365 * 24 * 3600.0, unit="s"), default=None,
+                   metavar="SECONDS")
     v.set_defaults(func=cmd_view)
+
+
+def _lag_seconds(text: str) -> float:
+    """argparse type of --max-viewer-lag: a finite number of seconds in a sane range."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.5 <= value <= 3600.0:  # below 0.5 s a healthy viewer on a busy link would be dropped
+        raise argparse.ArgumentTypeError(f"must be between 0.5 and 3600 seconds, got {text}")
+    return value
 
 
 def cmd_view(args) -> int:
@@ -121,7 +140,8 @@ async def _serve(args, source, pipeline, kind) -> int:
     worker.start()
     try:
         await serve(bridge.events(), hello=_hello(pipeline, kind), host=args.host, port=args.port,
-                    token=args.token, history_seconds=args.history_seconds, on_ready=ready)
+                    token=args.token, history_seconds=args.history_seconds, on_ready=ready,
+                    max_client_lag_s=args.max_viewer_lag)
     finally:
         stop.set()
     return 0

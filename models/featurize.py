@@ -54,16 +54,10 @@ class Augment:
 
 
 def load_audio(path: Path, *, sr: int) -> np.ndarray:
-    """Mono float32 at sr. (n,)"""
-    import soundfile as sf
+    """Mono float32 at sr. (n,) The project's one file loader, dsp.audio_file.load_audio (checked, damage-tolerant)."""
+    from dsp import audio_file
 
-    y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
-    if file_sr != sr:
-        import soxr
-
-        y = soxr.resample(y, file_sr, sr).astype(np.float32)
-    return np.ascontiguousarray(y)
+    return audio_file.load_audio(path, sr=sr)
 
 
 def augment_audio(y: np.ndarray, aug: Augment, *, sr: int, rng: np.random.Generator) -> np.ndarray:

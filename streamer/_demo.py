@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
+
+from dsp import audio_file
 
 from .errors import StreamerError
 
@@ -96,9 +96,7 @@ def _espeak_clip(line: tuple[str, int, int, str], *, sr: int) -> np.ndarray:
             os.unlink(tmp)
             raise StreamerError(f"espeak-ng failed: {done.stderr.strip() or done.returncode}")
         os.replace(tmp, path)
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = np.ascontiguousarray(audio.mean(axis=1))
-    return soxr.resample(mono, rate, sr).astype(np.float32) if rate != sr else mono
+    return audio_file.load_audio(path, sr=sr)
 
 
 # Vowel formants F1-F3 in Hz (adult male, Peterson & Barney style averages).

@@ -4,25 +4,109 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import json
+import math
+import os
 import sys
+import warnings
 
 from . import __version__
 
 _EPILOG = "With no subcommand, `live` runs. Every subcommand has its own --help."
+_YEAR_S = 365 * 24 * 3600.0
 
 
 def _err(msg: str) -> None:
     print(f"emotion-monitor: error: {msg}", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block), so every problem is one line on stderr; exit status 2."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("emotion-monitor").strip()
+        self.exit(2, f"emotion-monitor: error: {command + ': ' if command else ''}{' '.join(message.split())} "
+                     f"(see `{self.prog} --help`)\n")
+
+
+def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
+    """An argparse ``type`` accepting a finite number in [lo, hi] (or (lo, hi] with lo_open), else a one-line error.
+
+    Public so the other packages' subcommands (web, models, benchmarks) check their options the same way.
+    """
+    kind = "an integer" if integer else "a number"
+    bounds = f"{'>' if lo_open else '>='} {lo:.10g} and <= {hi:.10g}" + (f" {unit}" if unit else "")
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not (math.isfinite(value) and lo <= value <= hi) or (lo_open and value == lo):
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+def _verbose_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the audio libraries' own messages (libmpg123, PortAudio) on stderr")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """C libraries' writes to fd 2 (libmpg123 notes, PortAudio assertion lines) go to /dev/null; Python's own
+    stderr keeps working, through a copy of the original descriptor when sys.stderr writes to fd 2."""
+    try:
+        sys.stderr.flush()
+        swap = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # replaced by a non-file object (e.g. pytest's capsys)
+        swap = False
+    saved = os.dup(2)
+    old = sys.stderr
+    if swap:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=old.encoding, errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if swap:
+            sys.stderr.close()
+            sys.stderr = old
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Python warnings (e.g. a damaged file read in part) as one `emotion-monitor: warning:` line each."""
+    from dsp.audio_file import AudioFileWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        prefix = "" if issubclass(category, AudioFileWarning) else f"{category.__name__}: "
+        print(f"emotion-monitor: warning: {prefix}{' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AudioFileWarning)  # one per damaged file, even when messages repeat
+        warnings.showwarning = show
+        yield
+
+
 # -- shared options -----------------------------------------------------------------------------------------
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis")
-    g.add_argument("--window-ms", type=float, default=None, help="analysis window (default: the model's, 1500)")
-    g.add_argument("--hop-ms", type=float, default=None, help="update interval (default: the model's, 100)")
-    g.add_argument("--tau", type=float, default=0.5, metavar="SECONDS",
-                   help="time constant of emotion smoothing (default 0.5 s)")
+    g.add_argument("--window-ms", type=number(lo=500, hi=30000, unit="ms"), default=None,
+                   help="analysis window, 500..30000 (default: the model's, 1500)")
+    g.add_argument("--hop-ms", type=number(lo=10, hi=10000, unit="ms"), default=None,
+                   help="update interval, 10..10000 (default: the model's, 100)")
+    g.add_argument("--tau", type=number(lo=0, hi=600, unit="s"), default=0.5, metavar="SECONDS",
+                   help="time constant of emotion smoothing, 0..600 (default 0.5 s)")
     g.add_argument("--vad", choices=("ours", "silero"), default="ours",
                    help="voice activity detector: ours (default) or silero (needs `pip install --no-deps "
                         "silero-vad`; better in very loud noise, 14x the cost)")
@@ -48,9 +132,11 @@ def _add_live(sub) -> None:
     src.add_argument("--no-demo", action="store_true", help="fail instead of falling back to the demo stream")
     p.add_argument("--no-ui", action="store_true", help="no dashboard (for machines); combine with --jsonl")
     p.add_argument("--jsonl", action="store_true", help="print one JSON event per hop on stdout")
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop cleanly after this long")
+    p.add_argument("--duration", type=number(lo=0, lo_open=True, hi=_YEAR_S, unit="s"), default=None,
+                   metavar="SECONDS", help="stop cleanly after this long")
     p.add_argument("--record-session", default=None, metavar="FILE.wav", help="also write the monitored audio")
     _pipeline_options(p)
+    _verbose_option(p)
     p.set_defaults(func=cmd_live)
 
 
@@ -121,6 +207,7 @@ def _add_file(sub) -> None:
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--realtime", action="store_true", help="pace the file in real time, like a microphone")
     _pipeline_options(p)
+    _verbose_option(p)
     p.set_defaults(func=cmd_file)
 
 
@@ -159,32 +246,42 @@ def _add_predict(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     _pipeline_options(p)
+    _verbose_option(p)
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args) -> int:
+    from dsp.audio_file import display_name
+
     from .errors import StreamerError
     from .runner import predict_file
 
     pipeline = _build_pipeline(args, source="file", live=False)
     failed = 0
     for path in args.files:
+        name = display_name(path)  # non-UTF-8 bytes of a file name print as \xNN, never as an encoding error
         try:
-            result = predict_file(path, pipeline)
+            if not path:  # predict_file's Path("") would read the current directory
+                raise StreamerError("cannot read audio file: the file name is empty")
+            result = dataclasses.replace(predict_file(path, pipeline), path=name)
+            if not _finite(result):  # the loader refuses non-finite audio; this guards the output regardless
+                raise StreamerError(f"{name}: the prediction is not a finite number; skipped")
         except (StreamerError, ValueError) as exc:
             _err(str(exc))
             failed += 1
             continue
+        text = json.dumps(result.to_dict(), allow_nan=False) if args.json else _predict_line(result)
         if result.emotion is None:
-            print(f"{path}: no speech detected; no prediction", file=sys.stderr)
+            print(f"{name}: no speech detected; no prediction", file=sys.stderr)
         if result.clipped_fraction > 1e-3:
-            print(f"{path}: {100 * result.clipped_fraction:.1f} % of samples are clipped; the prediction is "
+            print(f"{name}: {100 * result.clipped_fraction:.1f} % of samples are clipped; the prediction is "
                   "less reliable", file=sys.stderr)
-        if args.json:
-            print(json.dumps(result.to_dict()), flush=True)
-        else:
-            print(_predict_line(result), flush=True)
+        print(text, flush=True)
     return 1 if failed else 0
+
+
+def _finite(r) -> bool:
+    return all(math.isfinite(v) for v in (*r.emotion_probs.values(), *r.gender_probs.values(), r.speech_seconds))
 
 
 def _predict_line(r) -> str:
@@ -199,6 +296,7 @@ def _predict_line(r) -> str:
 # -- devices, record, play ----------------------------------------------------------------------------------
 def _add_devices(sub) -> None:
     p = sub.add_parser("devices", help="list audio input devices and their rates")
+    _verbose_option(p)
     p.set_defaults(func=cmd_devices)
 
 
@@ -222,8 +320,9 @@ def cmd_devices(args) -> int:
 def _add_record(sub) -> None:
     p = sub.add_parser("record", help="record a clip from the microphone with a level meter")
     p.add_argument("out", metavar="OUT.wav")
-    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seconds", type=number(lo=0, lo_open=True, hi=7 * 24 * 3600.0, unit="s"), required=True)
     p.add_argument("--device", default=None)
+    _verbose_option(p)
     p.set_defaults(func=cmd_record)
 
 
@@ -232,9 +331,6 @@ def cmd_record(args) -> int:
 
     from .sources import record
 
-    if args.seconds <= 0:
-        _err("--seconds must be positive")
-        return 2
     import time
 
     with Progress(TextColumn("recording {task.fields[level]}"), BarColumn(), TimeElapsedColumn()) as progress:
@@ -256,6 +352,7 @@ def _add_play(sub) -> None:
     p.add_argument("file")
     p.add_argument("--device", default=None, help="output device index or name substring")
     _pipeline_options(p)
+    _verbose_option(p)
     p.set_defaults(func=cmd_play)
 
 
@@ -281,8 +378,7 @@ def _add_optional(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emotion-monitor", description="Real-time voice emotion monitor.",
-                                     epilog=_EPILOG)
+    parser = _Parser(prog="emotion-monitor", description="Real-time voice emotion monitor.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_live, _add_file, _add_predict, _add_devices, _add_record, _add_play):
@@ -299,7 +395,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         func = getattr(args, "func", None) or args.run  # models/ registers its commands with `run`
-        return int(func(args) or 0)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_one_line_warnings())
+            # Only the commands that offer --verbose: serve's logging handlers may hold the original stderr.
+            if getattr(args, "verbose", True) is False:
+                stack.enter_context(_native_stderr_silenced())
+            return int(func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

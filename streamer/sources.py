@@ -10,7 +10,9 @@ sounddevice is imported lazily, so files and the demo work on machines without P
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Callable, Iterator
 import numpy as np
 import soundfile as sf
 import soxr
+
+from dsp import audio_file
 
 from ._demo import demo_tape
 from .errors import (
@@ -561,21 +565,23 @@ class _ClockedSource(_Source):
 class FileSource(_ClockedSource):
     """Any file libsndfile reads (WAV, FLAC, OGG, MP3, ...), as mono blocks at ``sr``.
 
-    Read incrementally (long files are fine), mixed to mono by channel mean, resampled with a
-    streaming soxr resampler. ``realtime`` paces blocks by the wall clock; otherwise blocks come
-    as fast as they are pulled. ``loop`` restarts at the end, keeping the clock running.
-    Missing, unreadable, unsupported or empty files raise :class:`AudioFileError`.
+    Read incrementally (long files are fine) through :class:`dsp.audio_file.AudioReader`, mixed to mono by
+    channel mean, resampled with a streaming soxr resampler. ``realtime`` paces blocks by the wall clock;
+    otherwise blocks come as fast as they are pulled. ``loop`` restarts at the end, keeping the clock running.
+    Missing, non-regular (FIFO, device), unreadable, unsupported or empty files, absurd sample rates and
+    non-finite or absurd sample values raise :class:`AudioFileError`; a file damaged after a readable start
+    ends at the damage with one :class:`dsp.audio_file.AudioFileWarning` saying how much was lost.
     """
 
     _label = "file"
 
-    def __init__(self, path: str | Path, *, sr: int = PIPELINE_SR, block_ms: float = 20,
+    def __init__(self, path: str | bytes | Path, *, sr: int = PIPELINE_SR, block_ms: float = 20,
                  realtime: bool = False, loop: bool = False) -> None:
         super().__init__(sr=sr, block_ms=block_ms, realtime=realtime)
-        self._path = Path(path)
+        self._file = _open_audio(path)  # before Path(): Path("") would silently become "."
+        self._path = Path(os.fsdecode(path))
         self._loop = bool(loop)
-        self._file = _open_audio(self._path)
-        self._file_sr = self._file.samplerate
+        self._file_sr = self._file.info.samplerate
         self._chunk = max(math.ceil(self._file_sr * block_ms / 1000), 64)
         self._resampler = (None if self._file_sr == sr else
                            soxr.ResampleStream(self._file_sr, sr, 1, dtype="float32"))
@@ -587,21 +593,25 @@ class FileSource(_ClockedSource):
 
     @property
     def duration_seconds(self) -> float:
-        """Length of one pass through the file."""
-        return self._file.frames / self._file_sr
+        """Length of one pass through the file, as its header announces it."""
+        return self._file.info.duration
+
+    @property
+    def lost_seconds(self) -> float:
+        """Audio the header announced but damage or a short file kept from being read (0.0 if none)."""
+        return self._file.lost_seconds
 
     def _pull(self) -> np.ndarray | None:
         while True:
-            try:
-                x = self._file.read(self._chunk, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-                raise AudioFileError(f"cannot read audio file {self._path}: {exc}") from exc
+            with _file_errors():
+                x = self._file.read(self._chunk)
             if x.shape[0]:
                 self._read_since_seek += x.shape[0]
                 mono = _to_mono(x)
                 return mono if self._resampler is None else self._resampler.resample_chunk(mono)
             if self._loop and self._read_since_seek:
-                self._file.seek(0)  # the resampler keeps running: the loop seam is continuous
+                with _file_errors():
+                    self._file.rewind()  # the resampler keeps running: the loop seam is continuous
                 self._read_since_seek = 0
                 continue
             if self._resampler is not None:
@@ -615,21 +625,19 @@ class FileSource(_ClockedSource):
         self._file.close()
 
 
-def _open_audio(path: Path) -> sf.SoundFile:
-    """Open for reading or raise a one-line AudioFileError naming the path and the reason."""
-    if not path.exists():
-        raise AudioFileError(f"cannot read audio file {path}: no such file")
-    if path.is_dir():
-        raise AudioFileError(f"cannot read audio file {path}: is a directory")
+@contextlib.contextmanager
+def _file_errors():
+    """dsp's AudioFileError (a ValueError) as the streamer's AudioFileError (a StreamerError)."""
     try:
-        handle = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc)
-        raise AudioFileError(f"cannot read audio file {path}: {reason}") from exc
-    if handle.frames == 0:
-        handle.close()
-        raise AudioFileError(f"cannot read audio file {path}: it contains no audio")
-    return handle
+        yield
+    except audio_file.AudioFileError as exc:
+        raise AudioFileError(str(exc)) from None
+
+
+def _open_audio(path: str | bytes | Path) -> audio_file.AudioReader:
+    """Open for reading or raise a one-line AudioFileError naming the path and the reason."""
+    with _file_errors():
+        return audio_file.AudioReader(path)
 
 
 class DemoSource(_ClockedSource):
@@ -753,10 +761,8 @@ def play(path: str | Path, *, device: int | str | None = None) -> None:
     file cannot be read.
     """
     sd = _sounddevice()
-    handle = _open_audio(Path(path))
-    with handle:
-        data = handle.read(dtype="float32", always_2d=True)
-        rate = handle.samplerate
+    with _file_errors():
+        data, rate = audio_file.read_audio(path)
     index = _resolve_device(sd, device, kind="output")
     info = sd.query_devices(index)
     if data.shape[1] > info["max_output_channels"]:

@@ -146,4 +146,4 @@ def test_busy_port_and_bad_window_are_one_line_errors():
         out = cli("serve", "--source", "demo", "--port", str(port), timeout=60)
     assert out.returncode == 1 and one_line_error(out.stderr) and "address already in use" in out.stderr
     out = cli("file", "README.md", "--window-ms", "0")
-    assert out.returncode == 1 and one_line_error(out.stderr) and "window_ms" in out.stderr
+    assert out.returncode == 2 and one_line_error(out.stderr) and "--window-ms" in out.stderr

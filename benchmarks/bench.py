@@ -20,6 +20,8 @@ One run, on this machine, at the shipped models' window and hop (1.5 s / 100 ms 
 3. reaction time and timeline accuracy on streams of held-out speakers (benchmarks.reaction).
 4. cold start: a fresh interpreter from spawn to the first prediction (run once to warm the numba cache,
    then measured), and the monitor's peak RSS in that process.
+5. with ``--viewers 200,1000`` (off by default: it adds about a minute per count): the other viewers'
+   latency while one viewer stops reading, and when the server drops it (benchmarks.viewers).
 
 Timings go to the JSON, the terminal and an HTML report; goals are checked but never asserted.
 """
@@ -76,12 +78,15 @@ class BenchOptions:
     baseline_windows: int = 200  # RandomForest training windows
     baseline_hops: int = 200  # timed baseline hops
     e2e: str = "auto"  # auto | vmic | file
+    viewers: tuple[int, ...] = ()  # viewer counts of the stalled-viewer part; empty: skipped
 
     def __post_init__(self):
         if not self.seconds >= 1.0:
             raise ValueError(f"--seconds must be at least 1, got {self.seconds}")
         if self.e2e not in ("auto", "vmic", "file"):
             raise ValueError(f"--e2e must be auto, vmic or file, got {self.e2e!r}")
+        if not all(1 <= n <= 5000 for n in self.viewers):
+            raise ValueError(f"--viewers counts must be 1..5000, got {self.viewers}")
         for name in ("clips_per_actor", "min_hops", "baseline_windows", "baseline_hops"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")
@@ -538,6 +543,8 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
             ("ours", "compute (1 core): our pipeline"), ("broadcast", "compute (1 core): encode+broadcast"),
             ("baseline", "compute (1 core): old app baseline"), ("reaction", "reaction streams (held-out)"),
             ("cold", "cold start (warm numba cache)"), ("e2e", "end to end (real time)"))}
+        if opts.viewers:
+            tasks["viewers"] = progress.add_task("viewers, one stalled (connected)", total=None)
 
         def update(name):
             return lambda done, total: progress.update(tasks[name], completed=done, total=total)
@@ -550,10 +557,18 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
         res.update(run_cold_start(opts.data_dir, update("cold")))
         e2e, e2e_samples = run_e2e(wav, seconds=y.size / SR, mode=opts.e2e, on_progress=update("e2e"))
         res.update(e2e)
+        if opts.viewers:
+            from .viewers import run_viewers
+
+            res["stalled_viewer"] = run_viewers(wav, counts=opts.viewers, on_progress=update("viewers"))
     res["bench_process_peak_rss_mb"] = _self_peak_rss_mb()
     res["machine"] = machine_info(raw.get("pinned_cpu"), load_at_start=load_at_start)
     res["models"] = _model_ids()
     res["goals"] = check_goals(res)
+    if "stalled_viewer" in res:
+        from .viewers import viewer_goals
+
+        res["goals"].update(viewer_goals(res["stalled_viewer"]))
     res["run_seconds"] = round(time.monotonic() - t_run, 1)
     _write_outputs(res, Artifacts(hop_total_ms=hop_samples, e2e_ms=e2e_samples, timelines=timelines), opts)
     return res
@@ -586,6 +601,8 @@ def _command_args(opts: BenchOptions) -> str:
                        ("e2e", "--e2e")):
         if getattr(opts, name) != getattr(d, name):
             parts += [flag, str(getattr(opts, name))]
+    if opts.viewers:
+        parts += ["--viewers", ",".join(str(n) for n in opts.viewers)]
     return " ".join(parts)
 
 
@@ -640,6 +657,15 @@ def print_results(res: dict, *, console=None) -> None:
                  mark("cold_start_s"))
     head.add_row("peak RSS MB (monitor / server)", f"{res['peak_rss_mb']:.0f} / {_fmt(res.get('server_peak_rss_mb'))}",
                  "", "")
+    for key, run in res.get("stalled_viewer", {}).get("runs", {}).items():
+        goal = g.get(f"stalled_viewer_others_p95_ms_at_{key}", {})
+        met = goal.get("met")
+        stall, base = run["stall"]["latency_ms"], run["no_stall"]["latency_ms"]
+        head.add_row(f"{key} viewers, one stalled: others p50 / p95 ms",
+                     f"{_fmt(stall['p50'])} / {_fmt(stall['p95'])} (none stalled {_fmt(base['p95'])}); "
+                     f"dropped after {_fmt(run['stalled_dropped_after_s'])} s, lost {run['stall']['lost']}",
+                     "p95 " + goal.get("target", "-"),
+                     "[green]met[/]" if met else ("[red]missed[/]" if met is False else "-"))
     console.print(head)
     st = Table("stage (speech hops)", "median ms", "p95", "p99", "max", "% of hop budget",
                title="per-stage cost per hop")

@@ -35,6 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--baseline-hops", type=int, default=200, metavar="N", help="baseline hops timed")
     g.add_argument("--e2e", choices=("auto", "vmic", "file"), default="auto",
                    help="end-to-end audio path: virtual mic if PulseAudio is installed (auto), or forced")
+    g.add_argument("--viewers", type=_counts, default=(), metavar="N[,N...]",
+                   help="also measure the other viewers' latency with one stalled viewer at these viewer counts "
+                        "(e.g. 200,1000; about a minute each; default: skipped)")
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated viewer counts, got {text!r}") from None
+    if not all(1 <= n <= 5000 for n in counts):
+        raise argparse.ArgumentTypeError(f"viewer counts must be 1..5000, got {text}")
+    return counts
 
 
 def register(sub) -> None:
@@ -50,7 +63,7 @@ def options(args):
                         json_path=Path(args.json) if args.json else None,
                         html_path=Path(args.html) if args.html else None,
                         clips_per_actor=args.clips, min_hops=args.hops, baseline_windows=args.baseline_windows,
-                        baseline_hops=args.baseline_hops, e2e=args.e2e)
+                        baseline_hops=args.baseline_hops, e2e=args.e2e, viewers=args.viewers)
 
 
 def cmd_bench(args) -> int:

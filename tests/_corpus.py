@@ -51,9 +51,9 @@ class CorpusLocation:
         return "" if self.present else f"{ENV}={self.root}: no corpus there (expected {self.root / 'ravdess'})"
 
 
-def locate_corpus(environ=None) -> CorpusLocation:
-    """The corpus root from EMOTION_MONITOR_DATA (explicit), else ../shared/data beside the project."""
+def locate_corpus(environ=None, *, default: Path | None = None) -> CorpusLocation:
+    """The corpus root from EMOTION_MONITOR_DATA (explicit), else ``default`` (../shared/data beside the project)."""
     environ = os.environ if environ is None else environ
     value = environ.get(ENV, "").strip()
-    root = Path(value).expanduser().resolve() if value else DEFAULT_CORPUS
+    root = Path(value).expanduser().resolve() if value else (DEFAULT_CORPUS if default is None else default)
     return CorpusLocation(root, present=(root / "ravdess").is_dir(), explicit=bool(value))

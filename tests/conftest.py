@@ -22,14 +22,13 @@ def pytest_collection_modifyitems(config, items):
     unmarked = [i.nodeid for i in items if "corpus_root" in i.fixturenames and i.get_closest_marker("corpus") is None]
     if unmarked:
         raise pytest.UsageError(f"uses corpus_root without @pytest.mark.corpus: {', '.join(unmarked)}")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    # No corpus and none asked for: skip. One asked for but absent: the call phase fails (below).
+    # No corpus and none asked for: skip (a skip mark, so the summary names each test). One asked for
+    # but absent: the call phase fails (below).
     loc = locate_corpus()
-    if item.get_closest_marker("corpus") is not None and not loc.present and not loc.explicit:
-        pytest.skip(SKIP_REASON)
+    if not loc.present and not loc.explicit:
+        for item in items:
+            if item.get_closest_marker("corpus") is not None:
+                item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -43,7 +42,7 @@ def pytest_runtest_call(item):
 @pytest.fixture(scope="session")
 def corpus_root():
     """The corpora's root folder (holding ravdess/, tess/, ...); only for tests marked `corpus`, which
-    pytest_runtest_setup/_call skip or fail before their body runs when it holds no corpus."""
+    collection skips, or the call phase fails, before their body runs when it holds no corpus."""
     return locate_corpus().root
 
 

@@ -66,9 +66,12 @@ class AudioInfo:
 
 
 def display_name(path: PathArg) -> str:
-    """The path as printable text: bytes that are not UTF-8 become \\xNN escapes (never an encoding error)."""
-    raw = os.fsencode(path)
-    return raw.decode("utf-8", errors="backslashreplace")
+    """The path as one line of printable text: bytes that are not UTF-8 become \\xNN and control characters
+    (a newline in a name) their escapes, so a message never breaks an encoder or a line-based reader."""
+    text = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _file_kind(mode: int) -> str | None:
@@ -226,10 +229,12 @@ class AudioReader:
         return done if 0 <= done <= asked else 0
 
     def _check_values(self, x: np.ndarray) -> None:
-        peak = float(np.max(np.abs(x)))
-        if peak <= MAX_ABS_SAMPLE:  # False for NaN as well
+        magnitude = np.abs(x)
+        if float(np.max(magnitude)) <= MAX_ABS_SAMPLE:  # the common case, one pass; False for NaN as well
             return
-        at = self.frames_read / self.info.samplerate
+        row = int(np.argmax(~(magnitude <= MAX_ABS_SAMPLE).all(axis=1)))  # the first offending frame
+        peak = float(np.max(np.where(np.isnan(magnitude[row]), np.inf, magnitude[row])))
+        at = (self.frames_read + row) / self.info.samplerate
         what = "not finite (NaN or inf)" if not math.isfinite(peak) else f"as large as {peak:.3g}"
         raise AudioFileError(f"cannot read audio file {self.name}: sample values {what} at {at:.2f} s "
                              f"(full scale is 1.0; limit +-{MAX_ABS_SAMPLE:g}): not valid audio")

@@ -145,8 +145,15 @@ def cmd_live(args) -> int:
     from .sources import SessionRecorder
 
     messages = []
+
+    def on_message(text: str) -> None:
+        messages.append(text)  # the dashboard shows the latest
+        # One line per outage on stderr: the loss, then the outcome; each failed reopen only with --verbose.
+        if args.verbose or not text.startswith("reopening input device"):
+            print(text, file=sys.stderr, flush=True)
+
     source, kind = open_live_source(device=args.device, demo=True if args.demo else (False if args.no_demo else None),
-                                    on_message=lambda m: (messages.append(m), print(m, file=sys.stderr)))
+                                    on_message=on_message)
     with source, contextlib.ExitStack() as stack:
         pipeline = _build_pipeline(args, source=kind, live=True)
         recorder = stack.enter_context(SessionRecorder(args.record_session)) if args.record_session else None

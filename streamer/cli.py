@@ -64,7 +64,11 @@ def _native_stderr_silenced():
         swap = sys.stderr.fileno() == 2
     except (AttributeError, OSError, ValueError):  # replaced by a non-file object (e.g. pytest's capsys)
         swap = False
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (started with 2>&-): nothing to silence
+        yield
+        return
     old = sys.stderr
     if swap:
         sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=old.encoding, errors="backslashreplace")

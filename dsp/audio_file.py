@@ -35,6 +35,7 @@ MAX_ABS_SAMPLE = 1000.0    # float files may exceed full scale (1.0), but not by
 MAX_CHANNELS = 256         # one read chunk allocates frames x channels; real files have far fewer
 _SHORTFALL_S = 0.05        # a clean end this far short of the header's length counts as lost audio
 _LOAD_CHUNK = 1 << 14
+_UNKNOWN_LENGTH = 1 << 62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) frames when it cannot tell
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -204,6 +205,8 @@ class AudioReader:
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` frames, shape (k, channels) float32; k == 0 once the readable audio has ended."""
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames!r}")
         if self._ended:
             return np.zeros((0, self.info.channels), np.float32)
         out = np.empty((frames, self.info.channels), np.float32)
@@ -243,7 +246,8 @@ class AudioReader:
         """The stream ended (cleanly or at damage): keep what came before, warn once if audio was lost."""
         self._ended = True
         rate = self.info.samplerate
-        lost = max(self.info.frames - self.frames_read, 0) / rate
+        known = self.info.frames < _UNKNOWN_LENGTH  # else libsndfile could not tell the length: nothing to compare
+        lost = max(self.info.frames - self.frames_read, 0) / rate if known else 0.0
         if reason is not None and self.frames_read == 0:
             raise AudioFileError(f"cannot read audio file {self.name}: no audio could be decoded ({reason})")
         if reason is None and lost < _SHORTFALL_S:
@@ -254,8 +258,9 @@ class AudioReader:
         self._warned = True
         read = self.frames_read / rate
         cause = f"damaged data ({reason})" if reason else "the file ends early"
-        warnings.warn(f"{self.name}: {cause} after {read:.2f} s; {lost:.2f} s of the {self.info.duration:.2f} s "
-                      "the header announces could not be read; using the readable part",
+        amount = (f"{lost:.2f} s of the {self.info.duration:.2f} s the header announces could not be read" if known
+                  else "the rest could not be read")
+        warnings.warn(f"{self.name}: {cause} after {read:.2f} s; {amount}; using the readable part",
                       AudioFileWarning, stacklevel=3)
 
     def rewind(self) -> None:

@@ -663,7 +663,7 @@ def print_results(res: dict, *, console=None) -> None:
         stall, base = run["stall"]["latency_ms"], run["no_stall"]["latency_ms"]
         head.add_row(f"{key} viewers, one stalled: others p50 / p95 ms",
                      f"{_fmt(stall['p50'])} / {_fmt(stall['p95'])} (none stalled {_fmt(base['p95'])}); "
-                     f"dropped after {_fmt(run['stalled_dropped_after_s'])} s, lost {run['stall']['lost']}",
+                     f"dropped after {_fmt(run['stalled_dropped_after_s'])} s, lost {run['lost']}",
                      "p95 " + goal.get("target", "-"),
                      "[green]met[/]" if met else ("[red]missed[/]" if met is False else "-"))
     console.print(head)

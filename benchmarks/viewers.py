@@ -253,14 +253,19 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run_viewers(wav: Path, *, counts, seconds: float = 10.0, on_progress=lambda done, total: None) -> dict:
-    """The stalled-viewer measure at each viewer count; results keyed by the count (as a string)."""
+def run_viewers(wav: Path, *, counts, seconds: float = 10.0, max_lag_s: float | None = None,
+                on_progress=lambda done, total: None) -> dict:
+    """The stalled-viewer measure at each viewer count; results keyed by the count (as a string).
+
+    ``max_lag_s`` None: the server's shipped stall policy; else ``serve --max-viewer-lag``."""
     from .bench import BenchError, _loadavg, _ServerProcess
 
     _raise_fd_limit()
-    res = {"seconds_per_phase": seconds, "load_average_at_start": _loadavg(), "runs": {}}
+    res = {"seconds_per_phase": seconds, "max_viewer_lag_s": max_lag_s, "load_average_at_start": _loadavg(),
+           "runs": {}}
     for n in counts:
-        server = _ServerProcess(["--source", str(wav), "--loop"])
+        lag = [] if max_lag_s is None else ["--max-viewer-lag", f"{max_lag_s:g}"]
+        server = _ServerProcess(["--source", str(wav), "--loop", *lag])
         try:
             port = server.wait_ready()
             res["runs"][str(n)] = asyncio.run(_run_one(port, viewers=n, seconds=seconds, server_pid=server.proc.pid,

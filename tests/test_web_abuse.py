@@ -245,3 +245,21 @@ def test_serve_option_max_viewer_lag_is_range_checked(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "--max-viewer-lag" in err and "Traceback" not in err
+
+
+def test_viewer_benchmark_harness_sees_the_drop_and_no_loss(tmp_path):
+    """benchmarks.viewers on a tiny run: its viewers answer the lag probe (none dropped), the stalled one is."""
+    import numpy as np
+    import soundfile as sf
+
+    from benchmarks.viewers import run_viewers
+
+    wav = tmp_path / "tone.wav"
+    t = np.arange(3 * 16000) / 16000
+    sf.write(wav, 0.3 * np.sin(2 * np.pi * 220 * t), 16000, subtype="PCM_16")
+    res = run_viewers(wav, counts=[3], seconds=1.0, max_lag_s=0.5)
+    run = res["runs"]["3"]
+    assert run["connected"] == 3 and run["viewers_lost_before_the_end"] == 0
+    assert run["slow_disconnects"] == 1 and run["viewers_at_end"] == 3
+    assert run["stalled_dropped_after_s"] is not None and run["lost"] == 0
+    assert all(run[phase]["latency_ms"]["n"] > 0 for phase in ("no_stall", "after_drop"))

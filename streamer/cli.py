@@ -116,6 +116,7 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
                         "silero-vad`; better in very loud noise, 14x the cost)")
     g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
     g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+    _verbose_option(p)  # every command that runs the pipeline reads audio through chatty C libraries
 
 
 def _build_pipeline(args, *, source: str, live: bool):
@@ -140,7 +141,6 @@ def _add_live(sub) -> None:
                    metavar="SECONDS", help="stop cleanly after this long")
     p.add_argument("--record-session", default=None, metavar="FILE.wav", help="also write the monitored audio")
     _pipeline_options(p)
-    _verbose_option(p)
     p.set_defaults(func=cmd_live)
 
 
@@ -149,12 +149,11 @@ def cmd_live(args) -> int:
     from .sources import SessionRecorder
 
     messages = []
+    show = device_status_printer(verbose=args.verbose)
 
     def on_message(text: str) -> None:
         messages.append(text)  # the dashboard shows the latest
-        # One line per outage on stderr: the loss, then the outcome; each failed reopen only with --verbose.
-        if args.verbose or not text.startswith("reopening input device"):
-            print(text, file=sys.stderr, flush=True)
+        show(text)
 
     source, kind = open_live_source(device=args.device, demo=True if args.demo else (False if args.no_demo else None),
                                     on_message=on_message)
@@ -174,6 +173,17 @@ def cmd_live(args) -> int:
     if warning := summary.clipping_warning("input"):
         print(warning, file=sys.stderr)
     return 0
+
+
+def device_status_printer(*, verbose: bool):
+    """An ``on_message`` for MicSource that prints one stderr line per outage (the loss; the outcome follows as
+    the error or as audio flowing again); each failed reopen attempt only when ``verbose``."""
+
+    def show(text: str) -> None:
+        if verbose or not text.startswith("reopening input device"):
+            print(text, file=sys.stderr, flush=True)
+
+    return show
 
 
 def _announce(kind: str):
@@ -218,7 +228,6 @@ def _add_file(sub) -> None:
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--realtime", action="store_true", help="pace the file in real time, like a microphone")
     _pipeline_options(p)
-    _verbose_option(p)
     p.set_defaults(func=cmd_file)
 
 
@@ -257,7 +266,6 @@ def _add_predict(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     _pipeline_options(p)
-    _verbose_option(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -363,7 +371,6 @@ def _add_play(sub) -> None:
     p.add_argument("file")
     p.add_argument("--device", default=None, help="output device index or name substring")
     _pipeline_options(p)
-    _verbose_option(p)
     p.set_defaults(func=cmd_play)
 
 
@@ -408,7 +415,7 @@ def main(argv=None) -> int:
         func = getattr(args, "func", None) or args.run  # models/ registers its commands with `run`
         with contextlib.ExitStack() as stack:
             stack.enter_context(_one_line_warnings())
-            # Only the commands that offer --verbose: serve's logging handlers may hold the original stderr.
+            # Only the commands that offer --verbose (Python logging's last-resort handler follows sys.stderr).
             if getattr(args, "verbose", True) is False:
                 stack.enter_context(_native_stderr_silenced())
             return int(func(args) or 0)

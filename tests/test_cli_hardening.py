@@ -76,12 +76,14 @@ def test_mp3_decoder_chatter_only_with_verbose(mp3, tmp_path):
     assert "libmpg123" in verbose.stderr or "Note:" in verbose.stderr or "Warning:" in verbose.stderr
 
 
-def test_device_loss_is_one_line_per_problem(vmic_private):
-    proc = subprocess.Popen([sys.executable, "-m", "streamer", "live", "--no-ui", "--jsonl", "--no-demo"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("argv, ready", [(["live", "--no-ui", "--jsonl", "--no-demo"], "listening"),
+                                         (["serve", "--source", "mic", "--port", "0"], "serving")])
+def test_device_loss_is_one_line_per_problem(vmic_private, argv, ready):
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
         seen, deadline = [], time.monotonic() + 60
-        while time.monotonic() < deadline and not any("listening" in ln for ln in seen):
+        while time.monotonic() < deadline and not any(ready in ln for ln in seen):
             seen.append(proc.stderr.readline())
         time.sleep(0.5)
         vmic_private.kill_server()
@@ -93,5 +95,5 @@ def test_device_loss_is_one_line_per_problem(vmic_private):
     # PortAudio's "Expression ... failed" lines and each failed reopen are not shown (--verbose shows them).
     assert not any("Expression" in ln or "reopening" in ln for ln in lines), lines
     assert len(lines) == 3, lines
-    assert lines[0].startswith("listening") and "lost" in lines[1] and "retrying" in lines[1]
+    assert lines[0].startswith(ready) and "lost" in lines[1] and "retrying" in lines[1]
     assert lines[2].startswith("emotion-monitor: error:") and "could not reopen" in lines[2]

@@ -49,11 +49,12 @@ def cmd_view(args) -> int:
 
 def _open_source(args):
     """(source, kind) for --source: mic (falling back to the demo), demo, or a file paced in real time."""
+    from streamer.cli import device_status_printer
     from streamer.runner import open_live_source
     from streamer.sources import FileSource
 
     if args.source == "mic":
-        return open_live_source(device=args.device, on_message=lambda m: print(m, file=sys.stderr))
+        return open_live_source(device=args.device, on_message=device_status_printer(verbose=args.verbose))
     if args.source == "demo":
         return open_live_source(demo=True)
     return FileSource(args.source, realtime=True, loop=args.loop), "file"

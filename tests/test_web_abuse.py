@@ -69,8 +69,8 @@ def test_duplicate_headers_are_400_logged_once_without_traceback(caplog):
     assert {s for s, _, _ in flood} == {400}
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     ours = [r for r in caplog.records if r.name == "web.server" and "bad request" in r.getMessage()]
-    # 46 bad requests inside one 10 s interval: one line, and every line is one line.
-    assert len(ours) == 1 and "\n" not in ours[0].getMessage()
+    # 46 bad requests, normally all inside one 10 s interval: one line (a few on a crawling machine).
+    assert 1 <= len(ours) <= 3 and not any("\n" in r.getMessage() for r in ours)
 
 
 # ------------------------------------------------------------------ 11: strict Host on loopback

@@ -122,8 +122,13 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 def _build_pipeline(args, *, source: str, live: bool):
     from .runner import build_pipeline
 
-    return build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model, window_ms=args.window_ms,
-                          hop_ms=args.hop_ms, time_constant_s=args.tau, vad_backend=args.vad, source=source, live=live)
+    pipeline = build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model,
+                              window_ms=args.window_ms, hop_ms=args.hop_ms, time_constant_s=args.tau,
+                              vad_backend=args.vad, source=source, live=live)
+    config = pipeline.config
+    if config.hop_ms > config.window_ms:  # windows would skip audio: parts of the input never analysed
+        raise ValueError(f"--hop-ms {config.hop_ms:g} exceeds the analysis window ({config.window_ms:g} ms)")
+    return pipeline
 
 
 # -- live ---------------------------------------------------------------------------------------------------

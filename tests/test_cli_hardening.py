@@ -97,3 +97,9 @@ def test_device_loss_is_one_line_per_problem(vmic_private, argv, ready):
     assert len(lines) == 3, lines
     assert lines[0].startswith(ready) and "lost" in lines[1] and "retrying" in lines[1]
     assert lines[2].startswith("emotion-monitor: error:") and "could not reopen" in lines[2]
+
+
+def test_hop_longer_than_the_window_is_refused(capsys):
+    assert main(["predict", "x.wav", "--window-ms", "500", "--hop-ms", "600"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("emotion-monitor: error: --hop-ms 600 exceeds"), err

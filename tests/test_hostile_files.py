@@ -317,3 +317,9 @@ def test_cut_flac_predicts_on_the_readable_part_with_one_warning(inputs, capfd):
     assert rc == 0 and len(warnings_) == 1 and "could not be read" in warnings_[0], err
     assert "error" not in err
     assert json.loads(out)["speech_seconds"] > 0.5
+    with watchdog(RUN_LIMIT_S):
+        rc = main(["file", str(cut), "--jsonl"])
+    out, err = capfd.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and len(err.splitlines()) == 1 and "could not be read" in err, err
+    assert events[-1]["t"] > 1.3  # every hop up to the cut (the clip is 1.6 s), not an early stop

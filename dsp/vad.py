@@ -37,8 +37,8 @@ _SILENCE, _CANDIDATE, _SPEECH, _HANGING = 0, 1, 2, 3
 # Layout of the decider's int64 state array.
 _MODE, _CAND_START, _LOW_START, _N_ONSET = 0, 1, 2, 3
 # Layout of the prob kernel's float64 state array.
-_N_SEEN, _LEVEL, _FLOOR, _VAR_LEVEL, _FLAT, _MEAN_FLAT, _VAR_FLAT = range(7)
-_N_STATE = 7
+_N_SEEN, _LEVEL, _FLOOR, _VAR_LEVEL, _FLAT, _MEAN_FLAT, _VAR_FLAT, _MIN_LEVEL = range(8)
+_N_STATE = 8
 _N_FEATURES = 3  # energy SNR, its z-score, flatness z-score (the columns of the debug feature output)
 _Z_MIN, _Z_MAX = -5.0, 30.0  # z-score clip: one freak frame must not saturate the logistic
 
@@ -61,7 +61,12 @@ class VadConfig:
       with noise_up_ms while the level is within noise_near_db of it (noise fluctuating) and with the
       slow noise_up_far_ms above that (probably speech: slow but not frozen, so a step up in the noise
       is absorbed, in 10-25 s). Over the first frames the rise is a running mean, so a fresh stream's
-      floor settles on its noise at once;
+      floor settles on its noise at once. A minimum level follows every dip at once and creeps up by
+      min_rise_db_per_s; over the first young_ms of a stream the floor never sits more than
+      floor_over_min_db above it, and later it is pulled down to it whenever it has risen more than
+      floor_reset_db above it. A stream that starts mid-speech, or speech with no pause at all, still
+      has the dips between its syllables, so its floor comes down to them instead of learning the talker
+      as noise; a fluctuating noise (babble) keeps its floor, as its dips are shallower;
     * energy z-score: the SNR over the noise's own spread, the rms of the SNR in noise-like frames
       (within noise_near_db of the floor or noise_z_gate spreads of it; EMA of noise_var_ms;
       noise_var_min_db2 keeps it above zero). A steady noise has a small spread, so weak speech stands
@@ -95,6 +100,10 @@ class VadConfig:
     speech_fmax: float = 3400.0
     snr_cap_db: float = 40.0
     min_level_db: float = -60.0
+    floor_over_min_db: float = 6.0
+    floor_reset_db: float = 12.0
+    young_ms: float = 2000.0
+    min_rise_db_per_s: float = 2.0
     bias: float = -2.301
     w_energy_snr: float = 0.2687
     w_energy_z: float = 0.6019
@@ -176,13 +185,14 @@ def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_fea
     """Per-frame speech probability from energy and spectral flatness against tracked noise statistics.
 
     log_mel: (n, n_mels) dB; power: (n,) mean bin power; mel bands lo:hi are the speech bands.
-    params: (16,) see StreamingVad._kernel_params. state: (7,) float64, layout _N_SEEN.._VAR_FLAT,
+    params: (20,) see StreamingVad._kernel_params. state: (8,) float64, layout _N_SEEN.._MIN_LEVEL,
     updated in place (causal: frame i uses frames <= i only). out_prob: (n,); out_feat: (n, 3).
     """
     a_s, a_down, a_up, a_far, near = params[0], params[1], params[2], params[3], params[4]
     a_var, var_min, cap, amin = params[5], params[6], params[7], params[8]
     bias, w_snr, w_ez, w_fz, zg2 = params[9], params[10], params[11], params[12], params[13] ** 2
-    min_level, a_rel = params[14], params[15]
+    min_level, a_rel, over_min, min_rise, reset_db = params[14], params[15], params[16], params[17], params[18]
+    warm_frames = params[19]
     n_bands = hi - lo
     for i in range(power.shape[0]):
         n_seen = state[_N_SEEN]
@@ -212,11 +222,20 @@ def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_fea
             state[_FLAT] = flat
             state[_MEAN_FLAT] = flat
             state[_VAR_FLAT] = 1.0
+            state[_MIN_LEVEL] = e
         # Slow attack (a burst must last to count), fast release (a click leaves no long tail), and the
         # input clipped at cap above the floor so that a loud sound does not take long to come down.
         target = min(e, state[_FLOOR] + cap)
         state[_LEVEL] += (a_s if target > state[_LEVEL] else a_rel) * (target - state[_LEVEL])
         state[_FLAT] += (a_s if flat < state[_FLAT] else a_rel) * (flat - state[_FLAT])  # peakier = attack
+        state[_MIN_LEVEL] = min(state[_LEVEL], state[_MIN_LEVEL] + min_rise)
+        # Young stream: nothing says its first sound is noise, so the floor follows the dips at once. Later,
+        # only a floor far above the dips (it learned a talker, not a fluctuating noise) is pulled down.
+        young = n_seen < warm_frames
+        if young or state[_FLOOR] > state[_MIN_LEVEL] + reset_db:
+            state[_FLOOR] = min(state[_FLOOR], state[_MIN_LEVEL] + over_min)
+        # Far above every recent dip: not noise (young stream: any sound clearly above the dips).
+        above_min = state[_LEVEL] > state[_MIN_LEVEL] + (over_min if young else reset_db)
         d = state[_LEVEL] - state[_FLOOR]
         df = state[_MEAN_FLAT] - state[_FLAT]  # > 0: peakier than the noise
         snr = min(max(d, -10.0), cap)
@@ -230,12 +249,14 @@ def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_fea
         # Noise floor: fall fast to the noise between words, rise slowly when far above it (speech).
         if d < 0.0:
             rate = a_down
-        elif d < near:
+        elif d < near and not above_min:
             rate = max(a_up, warm)
+        elif d < near:
+            rate = a_up
         else:
             rate = a_far
         state[_FLOOR] += rate * d
-        if d < near or d * d < zg2 * (state[_VAR_LEVEL] + var_min):
+        if not above_min and (d < near or d * d < zg2 * (state[_VAR_LEVEL] + var_min)):
             # Noise-like frame: update the noise's spreads and typical flatness.
             rate = max(a_var, warm)
             state[_VAR_LEVEL] += rate * (d * d - state[_VAR_LEVEL])
@@ -423,7 +444,9 @@ class StreamingVad:
         return np.array([rate(c.smooth_ms), rate(c.noise_down_ms), rate(c.noise_up_ms), rate(c.noise_up_far_ms),
                          c.noise_near_db, rate(c.noise_var_ms), c.noise_var_min_db2, c.snr_cap_db, fc.amin,
                          c.bias, c.w_energy_snr, c.w_energy_z, c.w_flatness_z, c.noise_z_gate,
-                         c.min_level_db, rate(c.release_ms)], dtype=np.float64)
+                         c.min_level_db, rate(c.release_ms), c.floor_over_min_db,
+                         c.min_rise_db_per_s * c.frame_ms / 1000.0, c.floor_reset_db,
+                         c.young_ms / c.frame_ms], dtype=np.float64)
 
     @property
     def lookahead_frames(self) -> int:

@@ -75,7 +75,7 @@ def _log_dct_frames(mel, amin, dct, out_log, out_mfcc):
 
 @njit(cache=True, nogil=True)
 def _stream_frames(y, hop_length, window, mel_basis, band_lo, band_hi, amin, dct, voice_params, lpc_basis, env_grid,
-                   out_log, out_mfcc, out_power, out_voice):
+                   enc_basis, enc_lo, enc_hi, out_log, out_mfcc, out_power, out_voice, out_enc):
     """The streaming path, fused: frame -> power -> mel -> log -> DCT, written as float32 rows.
 
     Computed in float64 and rounded once at the end, so it equals the batch path bit for bit.
@@ -83,6 +83,8 @@ def _stream_frames(y, hop_length, window, mel_basis, band_lo, band_hi, amin, dct
     out_voice: (n_frames, VOICE_ROWS) float32 (see _voice_row), or (0, VOICE_ROWS) to skip the voice analysis.
     voice_params: (sr, min_period, max_period, trough_threshold, aperiodicity_threshold) as float64;
     lpc_basis: _lpc_basis(bins up to 4 kHz, ...); env_grid: _envelope_grid(...) (precomputed once per extractor).
+    enc_basis/enc_lo/enc_hi: a second mel filterbank (the speech encoder's 40 bands) applied to the same power
+    spectrum into out_enc (n_frames, n_enc) float32 as power, or (0, n_enc) to skip it.
     """
     n_fft = window.shape[0]
     frame = np.empty(n_fft)
@@ -91,6 +93,7 @@ def _stream_frames(y, hop_length, window, mel_basis, band_lo, band_hi, amin, dct
     log = np.empty(mel_basis.shape[0])
     mf = np.empty(dct.shape[0])
     do_voice = out_voice.shape[0] == out_log.shape[0]
+    do_enc = out_enc.shape[0] == out_log.shape[0]
     raw = np.zeros(2 * n_fft)     # zero-padded raw frame: its |FFT|^2 is the linear autocorrelation
     min_p, max_p = int(voice_params[1]), int(voice_params[2])
     cmndf = np.empty((1, max_p - min_p + 1))
@@ -103,6 +106,12 @@ def _stream_frames(y, hop_length, window, mel_basis, band_lo, band_hi, amin, dct
             out_log[i, m] = log[m]
         for c in range(mf.shape[0]):
             out_mfcc[i, c] = mf[c]
+        if do_enc:
+            for m in range(enc_basis.shape[0]):
+                acc = 0.0
+                for k in range(enc_lo[m], enc_hi[m]):
+                    acc += enc_basis[m, k] * power[k]
+                out_enc[i, m] = acc
         if do_voice:
             _voice_row(y, i * hop_length, n_fft, raw, power, voice_params[0], min_p, max_p, voice_params[3],
                        voice_params[4], lpc_basis, env_grid, cmndf, period, aper, out_voice[i])

@@ -11,7 +11,8 @@ class FeatureConfig:
 
     The defaults are the monitor's: 16 kHz audio, 25 ms Hann window in a 512-point FFT,
     10 ms hop, 64 Slaney mel bands from 0 to 8 kHz, 20 MFCCs (DCT-II ortho of the log-mel),
-    f0 searched in 60-500 Hz over each frame's 512 raw samples.
+    f0 searched in 60-500 Hz over each frame's 512 raw samples, and 40 Slaney mel bands (power, 0-8 kHz)
+    of the same spectrum for the speech encoder (resemblyzer's input: librosa's mel of a 25 ms Hann frame).
     """
 
     sr: int = 16000
@@ -25,6 +26,7 @@ class FeatureConfig:
     amin: float = 1e-10
     f0_min: float = 60.0     # YIN search range of the voice analysis (Hz): deep male voices to shrieks
     f0_max: float = 500.0
+    encoder_mels: int = 40   # power mel bands for the pretrained speech encoder (its training input); 0: none
 
     def __post_init__(self) -> None:
         if self.sr <= 0 or self.n_fft <= 0 or self.hop_length <= 0:
@@ -33,6 +35,8 @@ class FeatureConfig:
             raise ValueError(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
         if not 0 <= self.fmin < self.fmax <= self.sr / 2:
             raise ValueError(f"need 0 <= fmin < fmax <= sr/2, got fmin={self.fmin}, fmax={self.fmax}")
+        if self.encoder_mels < 0:
+            raise ValueError(f"encoder_mels must be >= 0, got {self.encoder_mels}")
         if not 0 < self.n_mfcc <= self.n_mels:
             raise ValueError(f"n_mfcc must be in (0, n_mels={self.n_mels}], got {self.n_mfcc}")
 

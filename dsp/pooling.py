@@ -22,9 +22,10 @@ from numba import njit
 from .stream import VOICE_ROWS
 from .windows import Window
 
-__all__ = ["POOLING_VERSION", "FEATURE_NAMES", "FEATURE_DIM", "window_vector", "OnlineNorm"]
+__all__ = ["POOLING_VERSION", "READS_POOLING", "FEATURE_NAMES", "FEATURE_DIM", "window_vector", "vector_dim", "OnlineNorm"]
 
-POOLING_VERSION = "3"
+POOLING_VERSION = "4"   # 4: + mean and std of the speech encoder's per-frame states over the loud frames
+READS_POOLING = ("3", "4")  # v3 vectors are v4's first FEATURE_DIM entries: models of either version work
 _REL_GATE_DB = 30.0   # frames quieter than the window's loud frames by more than this are ignored
 _MIN_FRAMES = 8       # below this many loud frames, fall back to every frame
 _DELTA_LAG = 2        # frames each side of the delta (±20 ms): a cheap slope, no Savitzky-Golay
@@ -244,8 +245,15 @@ def _pool_voice(voice, loud, out):
         out[10] = out[11] = 0.0
 
 
+def vector_dim(embed_dim: int = 0) -> int:
+    """Length of window_vector's output for windows carrying embed_dim encoder states per frame."""
+    return FEATURE_DIM + 2 * embed_dim
+
+
 def window_vector(window: Window) -> np.ndarray:
-    """Pooled statistics of one window. window.log_mel (64, n), mfcc (20, n), power (n,) -> (FEATURE_DIM,) float32.
+    """Pooled statistics of one window. window.log_mel (64, n), mfcc (20, n), power (n,) -> (FEATURE_DIM,) float32,
+    followed, when the window carries encoder states embed (E, n), by their mean and std over the loud frames
+    (-> (FEATURE_DIM + 2E,)).
 
     Pure and deterministic; needs n >= 5 frames. See FEATURE_NAMES for the layout.
     """
@@ -264,7 +272,14 @@ def window_vector(window: Window) -> np.ndarray:
     _pool(log_mel, mfcc, power, _REL_GATE_DB, _MIN_FRAMES, _DELTA_LAG, _RIPPLE_LO, _RIPPLE_HI,
           _RIPPLE_LAGS[0], _RIPPLE_LAGS[1], out, loud)
     _pool_voice(window.voice, loud, out[FEATURE_DIM - _N_VOICE:])
-    return out.astype(np.float32)
+    if window.embed is None:
+        return out.astype(np.float32)
+    e = window.embed.shape[0]
+    if window.embed.shape != (e, n):
+        raise ValueError(f"window embed must be (E, {n}), got {window.embed.shape}")
+    stats = np.empty(2 * e)
+    _mean_std_rows(window.embed, loud, max(int(loud.sum()), 1), stats[:e], stats[e:])
+    return np.concatenate((out, stats)).astype(np.float32)
 
 
 class OnlineNorm:

@@ -24,7 +24,8 @@ class FeatureFrames:
     start: index of the first frame here; log_mel: (n_mels, n) float32; mfcc: (n_mfcc, n) float32;
     power: (n,) float32, mean |X|^2 per FFT bin of each frame (for levels and the VAD);
     voice: (VOICE_ROWS, n) float32 rows f0 Hz, YIN aperiodicity, F1, F2, F3 Hz (f0 and formants NaN where the
-    frame is unvoiced), or None when the extractor was made with voice=False.
+    frame is unvoiced), or None when the extractor was made with voice=False;
+    enc_mel: (config.encoder_mels, n) float32 power mel bands for the speech encoder, or None when it is 0.
     """
 
     start: int
@@ -32,6 +33,7 @@ class FeatureFrames:
     mfcc: np.ndarray
     power: np.ndarray
     voice: np.ndarray | None = None
+    enc_mel: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -57,6 +59,8 @@ class StreamingFeatures:
         self._basis = _mel_basis(*key)
         self._lo, self._hi = _mel_bands(*key)
         self._dct = _dct_matrix(c.n_mfcc, c.n_mels)
+        enc_key = (c.sr, c.n_fft, max(c.encoder_mels, 1), float(c.fmin), float(c.fmax))
+        self._enc_basis, (self._enc_lo, self._enc_hi) = _mel_basis(*enc_key), _mel_bands(*enc_key)
         self._voice_params, self._lpc_basis, self._env_grid = _voice_setup(c)
         self._buf = np.zeros(4 * c.n_fft + c.sr)  # pending samples live in _buf[:_len]
         self.reset()
@@ -85,10 +89,11 @@ class StreamingFeatures:
         mfcc = np.empty((n, c.n_mfcc), dtype=np.float32)
         power = np.empty(n, dtype=np.float32)
         voice = np.empty((n if self.voice else 0, VOICE_ROWS), dtype=np.float32)
+        enc = np.empty((n if c.encoder_mels else 0, self._enc_basis.shape[0]), dtype=np.float32)
         if n:
             _stream_frames(self._buf[:need], c.hop_length, self._window, self._basis, self._lo, self._hi,
                            c.amin, self._dct, self._voice_params, self._lpc_basis, self._env_grid,
-                           log_mel, mfcc, power, voice)
+                           self._enc_basis, self._enc_lo, self._enc_hi, log_mel, mfcc, power, voice, enc)
         consumed = n * c.hop_length
         rest = need - consumed
         self._buf[:rest] = self._buf[consumed:need]  # keep only what the next frame needs
@@ -96,7 +101,7 @@ class StreamingFeatures:
         start = self._next_frame
         self._next_frame += n
         return FeatureFrames(start=start, log_mel=log_mel.T, mfcc=mfcc.T, power=power,
-                             voice=voice.T if self.voice else None)
+                             voice=voice.T if self.voice else None, enc_mel=enc.T if c.encoder_mels else None)
 
 
 def _voice_setup(c: FeatureConfig):

@@ -15,7 +15,8 @@ class Window:
 
     end_frame: index of the last frame (inclusive); t_end: stream seconds of the window's last sample;
     log_mel: (n_mels, n), mfcc: (n_mfcc, n), power: (n,) with n <= window frames (shorter at stream start);
-    voice: (VOICE_ROWS, n) as FeatureFrames.voice (all NaN where the frames came without it).
+    voice: (VOICE_ROWS, n) as FeatureFrames.voice (all NaN where the frames came without it);
+    embed: (E, n) per-frame encoder states pushed beside the frames, or None.
     """
 
     end_frame: int
@@ -24,6 +25,7 @@ class Window:
     mfcc: np.ndarray
     power: np.ndarray
     voice: np.ndarray
+    embed: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -54,14 +56,17 @@ class FrameWindower:
         self._mfcc = np.zeros((2 * w, config.n_mfcc), dtype=np.float32)
         self._power = np.zeros(2 * w, dtype=np.float32)
         self._voice = np.full((2 * w, VOICE_ROWS), np.nan, dtype=np.float32)
+        self._embed: np.ndarray | None = None  # (2w, E), allocated at the first push that brings states
         self.reset()
 
     def reset(self) -> None:
         self._count = 0  # frames seen
 
-    def _store(self, frames: FeatureFrames, j: int) -> None:
+    def _store(self, frames: FeatureFrames, j: int, embed: np.ndarray | None) -> None:
         w = self.window_frames
         pos = self._count % w
+        if embed is not None:
+            self._embed[pos] = self._embed[pos + w] = embed[:, j]
         for buf, src in ((self._log, frames.log_mel[:, j]), (self._mfcc, frames.mfcc[:, j])):
             buf[pos] = src
             buf[pos + w] = src
@@ -77,15 +82,22 @@ class FrameWindower:
         last = self._count - 1
         return Window(end_frame=last, t_end=(last * c.hop_length + c.n_fft) / c.sr,
                       log_mel=self._log[end - n : end].T.copy(), mfcc=self._mfcc[end - n : end].T.copy(),
-                      power=self._power[end - n : end].copy(), voice=self._voice[end - n : end].T.copy())
+                      power=self._power[end - n : end].copy(), voice=self._voice[end - n : end].T.copy(),
+                      embed=None if self._embed is None else self._embed[end - n : end].T.copy())
 
-    def push(self, frames: FeatureFrames) -> list[Window]:
-        """Store frames; return the windows whose hop boundary they reach (oldest first)."""
+    def push(self, frames: FeatureFrames, embed: np.ndarray | None = None) -> list[Window]:
+        """Store frames (and embed (E, n), per-frame encoder states, if given); return the windows whose
+        hop boundary they reach (oldest first)."""
         if frames.start != self._count:
             raise ValueError(f"frames out of order: expected frame {self._count}, got {frames.start}")
+        if embed is not None:
+            if embed.ndim != 2 or embed.shape[1] != frames.n:
+                raise ValueError(f"embed must be (E, {frames.n}), got {embed.shape}")
+            if self._embed is None or self._embed.shape[1] != embed.shape[0]:
+                self._embed = np.zeros((2 * self.window_frames, embed.shape[0]), dtype=np.float32)
         out = []
         for j in range(frames.n):
-            self._store(frames, j)
+            self._store(frames, j, embed)
             if self._count % self.hop_frames == 0 and self._count >= self.min_frames:
                 out.append(self._window())
         return out

@@ -1,0 +1,82 @@
+"""The pretrained speech encoder as a push-style stream stage: frames in, LSTM states out.
+
+Input per 10 ms frame: the extractor's 40 encoder mel bands (dsp FeatureFrames.enc_mel), brought to the
+level resemblyzer was trained at (utterances normalised to -30 dBFS) by a level follower: the frame
+energy's running peak (instant attack, ENCODER_RELEASE_DB_PER_S release, never below
+ENCODER_FLOOR_DB) is mapped to ENCODER_PEAK_DB, the peak frame energy of -30 dBFS speech as measured
+on RAVDESS and TESS. The LSTM state is carried from push to push: every frame is run once, whatever
+the block size, and the output equals one run over the whole stream.
+
+Output per frame: the hidden states of the three layers, (768,) float32. The pooled window statistics
+of these states (models.pooling-free: dsp.pooling.window_vector takes them from Window.embed) are what
+the emotion and gender classifiers read beside the spectral statistics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_DIM"]
+
+DEFAULT_ENCODER = Path(__file__).with_name("encoder.onnx")
+ENCODER_DIM = 768
+ENCODER_PEAK_DB = 0.8          # peak frame energy (sum of the 40 bands, dB) of speech at -30 dBFS
+ENCODER_FLOOR_DB = -45.0       # never amplify a frame by more than this much: noise stays noise
+ENCODER_RELEASE_DB_PER_S = 3.0
+_BIN_SCALE = 400.0 / 512.0     # our 512-point FFT has 512/400 more bins per band than resemblyzer's 400
+
+
+class StreamingEncoder:
+    """``push(enc_mel (40, n)) -> states (768, n) float32``; ``reset()`` starts a new stream."""
+
+    def __init__(self, path: str | Path = DEFAULT_ENCODER, *, threads: int = 1, frame_ms: float = 10.0):
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"speech encoder not found: {path} (build it with `emotion-monitor convert-encoder`)")
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        try:
+            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for corrupt files
+            raise ModelError(f"cannot load speech encoder {path}: {exc}") from None
+        names = [i.name for i in self._sess.get_inputs()]
+        if names != ["mel", "h0", "c0"]:
+            raise ModelError(f"{path}: unexpected encoder inputs {names}")
+        h = self._sess.get_inputs()[1].shape
+        self._state_shape = (int(h[0]), int(h[1]))
+        self.n_mels = int(self._sess.get_inputs()[0].shape[1])
+        self.path = path
+        self._release = ENCODER_RELEASE_DB_PER_S * frame_ms / 1000.0
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros(self._state_shape, np.float32)
+        self._c = np.zeros(self._state_shape, np.float32)
+        self._peak = ENCODER_FLOOR_DB
+
+    def _gains(self, enc_mel: np.ndarray) -> np.ndarray:
+        """(n,) power gain per frame from the level follower (vectorised: peak[t] = max over s <= t of
+        (db[s] - r (t - s)), started from the carried peak)."""
+        n = enc_mel.shape[1]
+        db = 10.0 * np.log10(np.maximum(enc_mel.sum(axis=0) * _BIN_SCALE, 1e-12))
+        ramp = self._release * np.arange(n)
+        peak = np.maximum.accumulate(np.maximum(db + ramp, self._peak - self._release)) - ramp
+        peak = np.maximum(peak, ENCODER_FLOOR_DB)
+        self._peak = float(peak[-1])
+        return np.power(10.0, (ENCODER_PEAK_DB - peak) / 10.0) * _BIN_SCALE
+
+    def push(self, enc_mel: np.ndarray) -> np.ndarray:
+        enc_mel = np.asarray(enc_mel)
+        if enc_mel.ndim != 2 or enc_mel.shape[0] != self.n_mels:
+            raise ValueError(f"enc_mel must be ({self.n_mels}, n), got {enc_mel.shape}")
+        n = enc_mel.shape[1]
+        if n == 0:
+            return np.zeros((ENCODER_DIM, 0), np.float32)
+        mel = np.ascontiguousarray((enc_mel * self._gains(enc_mel)).T, dtype=np.float32)
+        states, self._h, self._c = self._sess.run(None, {"mel": mel, "h0": self._h, "c0": self._c})
+        return states.T

@@ -1,6 +1,9 @@
-"""Loaders for the original RAVDESS (speech) and TESS layouts; the corpus root is always an argument.
+"""Loaders for the original RAVDESS (speech), TESS, ASED and BAVED layouts; the corpus root is always an argument.
 
-RAVDESS: ``Actor_NN/03-01-EE-II-SS-RR-AA.{wav,flac}``; TESS: ``<SPK>_<emotion>/<SPK>_<word>_<emotion>.{wav,flac}``.
+RAVDESS: ``Actor_NN/03-01-EE-II-SS-RR-AA.*``; TESS: ``<SPK>_<emotion>/<SPK>_<word>_<emotion>.*``;
+ASED v1: ``<NN><Emotion>/<e><N>-SS-RR-GG-PP.*`` (Amharic; gender taken per speaker, by majority, as five
+files carry the other code); BAVED: ``<word>/<speaker>-<m|f>-<age>-<word>-<level>-<id>.*`` (Arabic single
+words; gender only, the level is arousal, not an emotion). Audio: .wav, .flac or .ogg.
 """
 from __future__ import annotations
 
@@ -9,11 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .labels import ravdess_emotion, ravdess_gender, ravdess_intensity, tess_emotion
+from collections import Counter
 
-__all__ = ["Utterance", "iter_ravdess", "iter_tess", "load_corpora", "detect_corpus"]
+from .labels import ASED_GENDER, ased_emotion, ravdess_emotion, ravdess_gender, ravdess_intensity, tess_emotion
 
-AUDIO_EXTS = (".wav", ".flac")
+__all__ = ["Utterance", "iter_ravdess", "iter_tess", "iter_ased", "iter_baved", "load_corpora", "detect_corpus",
+           "CORPORA"]
+
+AUDIO_EXTS = (".wav", ".flac", ".ogg")
+_ASED_RE = re.compile(r"^([nfhsaNFHSA])(\d+)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_BAVED_RE = re.compile(r"^(\d+)-([mf])-(\d+)-(\d)-(\d)-(\d+)$")
 _RAVDESS_RE = re.compile(r"^03-01-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _TESS_RE = re.compile(r"^([A-Za-z]+)_([A-Za-z']+)_([A-Za-z]+)$")
 # TESS's two speakers are both women (Pichora-Fuller & Dupuis 2020).
@@ -30,6 +38,7 @@ class Utterance:
     gender: str
     emotion: str | None
     intensity: str | None = None
+    sentence: str | None = None    # ASED: sentences 01-05 are tied to one emotion each, 06-07 are not
 
 
 def _audio_files(root: Path, pattern: str) -> list[Path]:
@@ -62,17 +71,52 @@ def iter_tess(root: str | Path) -> Iterator[Utterance]:
                         emotion=tess_emotion(emo))
 
 
+def iter_ased(root: str | Path) -> Iterator[Utterance]:
+    """Clips under root/<NN><Emotion>/ named <e><N>-SS-RR-GG-PP; gender is the speaker's majority code."""
+    rows = []
+    for path in _audio_files(Path(root), "[0-9][0-9]*/*"):
+        m = _ASED_RE.match(path.stem)
+        if m:
+            emo, _n, sentence, _rep, g, spk = m.groups()
+            rows.append((path, emo, sentence, g, spk))
+    codes: dict[str, Counter] = {}
+    for _p, _e, _s, g, spk in rows:
+        codes.setdefault(spk, Counter())[g] += 1
+    for path, emo, sentence, _g, spk in rows:
+        g = codes[spk].most_common(1)[0][0]
+        if g not in ASED_GENDER:
+            raise ValueError(f"unknown ASED gender code {g!r} for speaker {spk} (expected 01 or 02)")
+        yield Utterance(path=path, corpus="ased", speaker=f"ased_{spk}", gender=ASED_GENDER[g],
+                        emotion=ased_emotion(emo), intensity=None, sentence=sentence)
+
+
+def iter_baved(root: str | Path) -> Iterator[Utterance]:
+    """Clips under root/<word>/ named <speaker>-<m|f>-<age>-<word>-<level>-<id>: gender only (emotion None)."""
+    for path in _audio_files(Path(root), "[0-9]*/*"):
+        m = _BAVED_RE.match(path.stem)
+        if not m:
+            continue
+        spk, g, _age, _word, level, _id = m.groups()
+        yield Utterance(path=path, corpus="baved", speaker=f"baved_{int(spk):02d}",
+                        gender="male" if g == "m" else "female", emotion=None, intensity=f"arousal{level}")
+
+
 def detect_corpus(root: str | Path) -> str | None:
-    """'ravdess', 'tess' or None, from the folder layout directly under root."""
+    """'ravdess', 'tess', 'ased', 'baved' or None, from the folder layout directly under root."""
     root = Path(root)
     if any(root.glob("Actor_[0-9]*")):
         return "ravdess"
     if any(p.is_dir() and p.name[:3].upper() in _TESS_GENDER for p in root.glob("*_*")):
         return "tess"
+    if any(p.is_dir() and re.fullmatch(r"\d\d(Neutral|Fearful|Happy|Sad|Angry)", p.name) for p in root.iterdir()):
+        return "ased"
+    if (root / "speakers_info.json").is_file() or any(_BAVED_RE.match(p.stem) for p in root.glob("[0-9]/*")):
+        return "baved"
     return None
 
 
-_LOADERS = {"ravdess": iter_ravdess, "tess": iter_tess}
+_LOADERS = {"ravdess": iter_ravdess, "tess": iter_tess, "ased": iter_ased, "baved": iter_baved}
+CORPORA: tuple[str, ...] = tuple(_LOADERS)
 
 
 def _load_dir(root: Path) -> list[Utterance]:
@@ -100,7 +144,7 @@ def load_corpora(dirs: Iterable[str | Path]) -> list[Utterance]:
             raise FileNotFoundError(f"corpus dir not found: {root}")
         utts = _load_dir(root)
         if not utts:
-            raise ValueError(f"no RAVDESS (Actor_NN/03-01-*.wav|flac) or TESS (<SPK>_<emotion>/*.wav|flac) "
-                             f"clips found under {root}")
+            raise ValueError(f"no RAVDESS (Actor_NN/03-01-*), TESS (<SPK>_<emotion>/*), ASED (NNEmotion/*) or "
+                             f"BAVED (<word>/*) clips (.wav, .flac, .ogg) found under {root}")
         out.extend(utts)
     return out

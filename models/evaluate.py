@@ -8,9 +8,10 @@ import numpy as np
 from .featurize import FeatureSet
 from .labels import EMOTIONS, GENDERS
 from .metrics import score
-from .recipe import Recipe, clip_probs, fit_classifier, online_normalise
+from .recipe import FittedClassifier, Recipe, clip_probs, fit_classifier, online_normalise
 
-__all__ = ["Fold", "speaker_folds", "random_folds", "task_labels", "prepare_train", "cross_validate"]
+__all__ = ["Fold", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train", "cross_validate",
+           "balance_weights"]
 
 TASK_LABELS = {"emotion": EMOTIONS, "gender": GENDERS}
 
@@ -23,22 +24,38 @@ class Fold:
     test: tuple[int, ...]
 
 
-def speaker_folds(utts) -> list[Fold]:
-    """RAVDESS: 5 folds of 4 actors (1-4, 5-8, ...); TESS and extra voices: leave one speaker out."""
+def speaker_folds(utts, *, n_folds: int = 5) -> list[Fold]:
+    """n_folds folds, each holding out a share of every corpus's speakers at once: RAVDESS actors in runs of
+    4 (01-04 in fold 1, ...), TESS's two speakers in folds 1 and 2, the speakers of every other corpus (and
+    the extra voices) dealt round-robin in sorted order. Every speaker is tested exactly once, by models
+    that never heard them."""
     by_spk: dict[str, list[int]] = {}
     for i, u in enumerate(utts):
         by_spk.setdefault(u.speaker, []).append(i)
+    corpus_of = {u.speaker: u.corpus for u in utts}
+    members: list[list[str]] = [[] for _ in range(n_folds)]
+    for corpus in sorted(set(corpus_of.values())):
+        spk = sorted(s for s in by_spk if corpus_of[s] == corpus)
+        per = max(1, -(-len(spk) // n_folds)) if corpus == "ravdess" else 1
+        for k, s in enumerate(spk):
+            members[(k // per) % n_folds].append(s)
     folds = []
-    rav = sorted(s for s in by_spk if s.startswith("ravdess_"))
-    for k in range(0, len(rav), 4):
-        group = rav[k : k + 4]
-        folds.append(Fold(f"ravdess actors {group[0][-2:]}-{group[-1][-2:]}",
-                          tuple(i for s in group for i in by_spk[s])))
-    for s in sorted(s for s in by_spk if s.startswith("tess_")):
-        folds.append(Fold(f"tess speaker {s[5:]}", tuple(by_spk[s])))
-    for s in sorted(s for s in by_spk if not s.startswith(("ravdess_", "tess_"))):
-        folds.append(Fold(f"{s.replace('_', ' voice ', 1)}", tuple(by_spk[s])))   # extra voices: one each
+    for k, group in enumerate(members):
+        if group:
+            counts = {c: sum(corpus_of[s] == c for s in group) for c in sorted({corpus_of[s] for s in group})}
+            name = f"fold {k + 1}: " + ", ".join(f"{c} {n}" for c, n in counts.items())
+            folds.append(Fold(name, tuple(sorted(i for s in group for i in by_spk[s]))))
     return folds
+
+
+def corpus_folds(utts, corpora) -> list[Fold]:
+    """Leave one corpus out: for each named corpus present, a fold testing all of it (trained on the rest)."""
+    out = []
+    for c in corpora:
+        idx = tuple(i for i, u in enumerate(utts) if u.corpus == c)
+        if idx:
+            out.append(Fold(f"without {c}", idx))
+    return out
 
 
 def random_folds(utts, *, n_folds: int = 5, seed: int = 0) -> list[Fold]:
@@ -59,7 +76,7 @@ def _speaker_ids(utts) -> np.ndarray:
     return np.array([names[u.speaker] for u in utts], dtype=np.int64)
 
 
-def _balance_weights(y: np.ndarray) -> np.ndarray:
+def balance_weights(y: np.ndarray) -> np.ndarray:
     counts = np.bincount(y)
     return (len(y) / (len(counts[counts > 0]) * counts[y])).astype(np.float64)
 
@@ -111,18 +128,27 @@ def _fold_job(fi: int) -> dict:
         return None   # e.g. an emotion fold of a gender-only voice
     x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task))
     model = fit_classifier(x, y, recipe, task=task, seed=seed,
-                           sample_weight=_balance_weights(y) if task == "gender" else None)
+                           sample_weight=balance_weights(y) if task == "gender" else None)
     wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi), len(TASK_LABELS[task]))
     ids, cp = clip_probs(wp, fs.clip[test_rows])
-    return {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
-            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
+    out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
+           "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
+    runner = _CV_STATE.get("session")
+    if runner is not None:
+        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count)
+        sid, sp, _n = runner(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
+        out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
+    return out
 
 
 def cross_validate(fs: FeatureSet, task: str, recipe: Recipe, folds: list[Fold], *, seed: int,
-                   progress=None, n_jobs: int = 2) -> dict:
+                   progress=None, n_jobs: int = 2, session=None) -> dict:
     """Held-out predictions of every fold (folds run on n_jobs cores). -> dict of arrays: clip, clip_true,
-    clip_probs, win_clip, win_true, win_probs, fold (per clip)."""
-    _CV_STATE.update(fs=fs, task=task, recipe=recipe, folds=folds, seed=seed, y=task_labels(fs.utts, task))
+    clip_probs, win_clip, win_true, win_probs, fold (per clip); with a session runner (see
+    streamer.session_eval.session_clip_probs; called as session(utts, clip_ids, model, task=, seed=)) also
+    sess_clip, sess_true, sess_probs: the fold's model run over each test speaker's clips as one stream."""
+    _CV_STATE.update(fs=fs, task=task, recipe=recipe, folds=folds, seed=seed, y=task_labels(fs.utts, task),
+                     session=session)
     results = []
     try:
         if n_jobs <= 1:
@@ -152,13 +178,27 @@ def _full_probs(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     return full
 
 
-def summarise(cv: dict, utts, task: str, *, corpus: str | None = None) -> dict:
-    """Clip- and window-level scores of cross-validated predictions, optionally for one corpus."""
+def summarise(cv: dict, utts, task: str, *, corpus: str | None = None, labels=None) -> dict:
+    """Clip-, window- and (when run) session-level scores of cross-validated predictions, optionally for one
+    corpus, and optionally over a subset of the labels (the classes a corpus shares with the training set:
+    probabilities of the other classes are dropped before the arg max)."""
     n = len(TASK_LABELS[task])
     corp = np.array([u.corpus for u in utts])
-    cm = np.ones(len(cv["clip"]), bool) if corpus is None else corp[cv["clip"]] == corpus
-    wm = np.ones(len(cv["win_clip"]), bool) if corpus is None else corp[cv["win_clip"]] == corpus
-    if not cm.any():
+    keep = np.arange(n) if labels is None else np.array([TASK_LABELS[task].index(c) for c in labels])
+
+    def one(ids, true, probs):
+        m = np.ones(len(ids), bool) if corpus is None else corp[ids] == corpus
+        m &= np.isin(true, keep)
+        if not m.any():
+            return None
+        remap = np.full(n, -1)
+        remap[keep] = np.arange(len(keep))
+        return asdict(score(remap[true[m]], probs[m][:, keep], len(keep)))
+
+    out = {"clip": one(cv["clip"], cv["clip_true"], cv["clip_probs"]),
+           "window": one(cv["win_clip"], cv["win_true"], cv["win_probs"])}
+    if "sess_clip" in cv:
+        out["session"] = one(cv["sess_clip"], cv["sess_true"], cv["sess_probs"])
+    if out["clip"] is None:
         return {}
-    return {"clip": asdict(score(cv["clip_true"][cm], cv["clip_probs"][cm], n)),
-            "window": asdict(score(cv["win_true"][wm], cv["win_probs"][wm], n))}
+    return {k: v for k, v in out.items() if v is not None}

@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 from dsp.config import FeatureConfig
-from dsp.pooling import FEATURE_DIM, POOLING_VERSION
+from dsp.pooling import POOLING_VERSION, vector_dim
 
+from .encoder import DEFAULT_ENCODER, ENCODER_DIM
 from .onnx_model import INPUT_NAME, OUTPUT_NAME
 
 __all__ = ["OPSET", "to_onnx", "save_onnx"]
@@ -14,7 +15,7 @@ __all__ = ["OPSET", "to_onnx", "save_onnx"]
 OPSET = 17
 
 
-def to_onnx(model, *, labels, n_features: int = FEATURE_DIM, metadata: dict | None = None):
+def to_onnx(model, *, labels, n_features: int = vector_dim(ENCODER_DIM), metadata: dict | None = None):
     """An onnx.ModelProto whose "probs" output has one column per label, in label order.
 
     model: a fitted sklearn classifier or Pipeline with predict_proba and classes_ == range(len(labels)).
@@ -68,12 +69,22 @@ def _rename_output(onx) -> None:
 
 
 def model_metadata(*, labels, window_ms: float, hop_ms: float, normalisation: dict, training: dict,
-                   recipe: dict, config: FeatureConfig = FeatureConfig(), gate: str) -> dict:
-    """The metadata_props every shipped model carries (values JSON or plain strings)."""
+                   recipe: dict, config: FeatureConfig = FeatureConfig(), gate: str, card: dict,
+                   calibration: dict | None = None, encoder: str | None = DEFAULT_ENCODER.name) -> dict:
+    """The metadata_props every shipped model carries (values JSON or plain strings).
+
+    card: name, summary, licence, version, date (shown on the page and by `emotion-monitor models`);
+    calibration: {"temperature": T, "uncertain_below": p} (see models.calibration); encoder: the speech encoder
+    file (next to the model) whose states the model reads, or None for the spectral statistics alone."""
+    missing = {"name", "summary", "licence", "version", "date"} - set(card)
+    if missing:
+        raise ValueError(f"model card lacks {sorted(missing)}")
     return {"labels": json.dumps(list(labels)), "feature_config": json.dumps(config.asdict()),
             "window_ms": f"{window_ms:g}", "hop_ms": f"{hop_ms:g}", "pooling_version": POOLING_VERSION,
-            "feature_dim": str(FEATURE_DIM), "normalisation": json.dumps(normalisation), "gate": gate,
-            "training_data": json.dumps(training), "recipe": json.dumps(recipe), "opset": str(OPSET)}
+            "feature_dim": str(vector_dim(ENCODER_DIM if encoder else 0)), **({"encoder": encoder} if encoder else {}),
+            "normalisation": json.dumps(normalisation), "gate": gate, "training_data": json.dumps(training),
+            "recipe": json.dumps(recipe), "opset": str(OPSET), "calibration": json.dumps(calibration or {}),
+            **{k: str(v) for k, v in card.items()}}
 
 
 def save_onnx(onx, path: Path) -> None:

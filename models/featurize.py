@@ -1,4 +1,5 @@
-"""Clips -> (augmented) audio -> dsp.windows.clip_windows -> speech windows -> dsp.pooling.window_vector.
+"""Clips -> (augmented) audio -> high-pass -> streaming features + VAD + speech encoder -> speech windows ->
+dsp.pooling.window_vector.
 
 The same window and pooling code the live monitor runs; features are cached on disk (outside the repo)
 keyed by every parameter that changes them.
@@ -16,17 +17,19 @@ from typing import Sequence
 import numpy as np
 
 from dsp.config import FeatureConfig
-from dsp.pooling import FEATURE_DIM, POOLING_VERSION, window_vector
+from dsp.gate import SPEECH_GATE
+from dsp.pooling import POOLING_VERSION, vector_dim, window_vector
 from dsp.stream import StreamingFeatures
 from dsp.windows import FrameWindower, Window
 
 from .datasets import Utterance
+from .encoder import ENCODER_DIM
 
 __all__ = ["Augment", "FeatureSet", "load_audio", "augment_audio", "featurize",
-           "default_cache_dir", "GATE_VERSION", "speech_windows", "MIN_SPEECH_FRACTION"]
+           "default_cache_dir", "GATE_VERSION", "speech_windows"]
 
-GATE_VERSION = "vad-1"
-MIN_SPEECH_FRACTION = 0.3   # a window is a speech window if this share of its frames are VAD speech
+GATE_VERSION = "vad-2+voiced"  # 2: 40 Hz high-pass ahead of the VAD; noise floor pulled down to the level's dips;
+                               # +voiced: dsp.gate's voicing rule (applied to the cached vectors)
 
 
 def default_cache_dir() -> Path:
@@ -46,11 +49,12 @@ class Augment:
     gain_db: float = 0.0
     band_hz: float | None = None
     low_hz: float | None = None
+    opus: bool = False   # through the Ogg Opus codec (as ASED/BAVED are stored), so "Opus" is no corpus cue
 
     @property
     def is_identity(self) -> bool:
         return (self.snr_db is None and self.semitones == 0.0 and self.gain_db == 0.0 and self.band_hz is None
-                and self.low_hz is None)
+                and self.low_hz is None and not self.opus)
 
 
 def load_audio(path: Path, *, sr: int) -> np.ndarray:
@@ -90,27 +94,60 @@ def augment_audio(y: np.ndarray, aug: Augment, *, sr: int, rng: np.random.Genera
         noise = np.convolve(noise, [0.6, 0.4], mode="same")
         noise *= 10 ** ((p_db - aug.snr_db) / 20) / (noise.std() + 1e-12)
         y = (y + noise).astype(np.float32)
-    return np.clip(y, -1.0, 1.0).astype(np.float32)
+    y = np.clip(y, -1.0, 1.0).astype(np.float32)
+    if aug.opus:
+        y = _opus_roundtrip(y, sr=sr)
+    return y
+
+
+def _opus_roundtrip(y: np.ndarray, *, sr: int) -> np.ndarray:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="OPUS")
+    buf.seek(0)
+    z, _ = sf.read(buf, dtype="float32")
+    return np.ascontiguousarray(z[: y.shape[0]])
+
+
+_ENCODER = None
+
+
+def _encoder():
+    """One speech encoder per process (an onnxruntime session is costly to make; reset per clip)."""
+    global _ENCODER
+    if _ENCODER is None:
+        from .encoder import StreamingEncoder
+
+        _ENCODER = StreamingEncoder()
+    _ENCODER.reset()
+    return _ENCODER
 
 
 def speech_windows(y: np.ndarray, *, config: FeatureConfig = FeatureConfig(), window_ms: float,
                    hop_ms: float) -> list[Window]:
-    """The windows of a whole signal that the live gate passes: dsp.vad.StreamingVad marks at least
-    MIN_SPEECH_FRACTION of the window's frames as speech. One pass of StreamingFeatures feeds both."""
+    """The windows of a whole signal that the gate's VAD rule passes (dsp.gate.SPEECH_GATE.enough_speech; its
+    voicing rule needs the pooled vector and is applied by the caller). The live path: the high-pass, then one pass of
+    StreamingFeatures feeding the VAD, the speech encoder (fresh state) and the windower."""
+    from dsp.highpass import HighPass
     from dsp.vad import StreamingVad
 
-    frames = StreamingFeatures(config).push(y)
+    frames = StreamingFeatures(config).push(HighPass(sr=config.sr).push(y))
     vad = StreamingVad(feature_config=config)
     speech = np.concatenate((vad.push(frames).speech, vad.flush().speech)).astype(np.float64)
     csum = np.concatenate(([0.0], np.cumsum(speech)))
-    wins = FrameWindower(config, window_ms=window_ms, hop_ms=hop_ms).push(frames)
+    embed = _encoder().push(frames.enc_mel) if config.encoder_mels else None
+    wins = FrameWindower(config, window_ms=window_ms, hop_ms=hop_ms).push(frames, embed)
     return [w for w in wins
-            if (csum[w.end_frame + 1] - csum[w.end_frame + 1 - w.n_frames]) >= MIN_SPEECH_FRACTION * w.n_frames]
+            if SPEECH_GATE.enough_speech(csum[w.end_frame + 1] - csum[w.end_frame + 1 - w.n_frames], w.n_frames)]
 
 
 def _clip_vectors(y: np.ndarray, *, config: FeatureConfig, window_ms: float, hop_ms: float) -> np.ndarray:
     vecs = [window_vector(w) for w in speech_windows(y, config=config, window_ms=window_ms, hop_ms=hop_ms)]
-    return np.stack(vecs) if vecs else np.zeros((0, FEATURE_DIM), np.float32)
+    dim = vector_dim(ENCODER_DIM if config.encoder_mels else 0)
+    return np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)
 
 
 def _job(args) -> np.ndarray:
@@ -135,8 +172,8 @@ class FeatureSet:
 
 def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
     h = hashlib.sha256()
-    meta = dict(cfg=cfg.asdict(), window_ms=window_ms, hop_ms=hop_ms, pooling=POOLING_VERSION, gate=GATE_VERSION,
-                augs=[asdict(a) for a in augs], seed=seed, dim=FEATURE_DIM)
+    meta = dict(cfg=cfg.asdict(), window_ms=window_ms, hop_ms=hop_ms, pooling=POOLING_VERSION, gate=GATE_VERSION.split("+")[0],
+                augs=[asdict(a) for a in augs], seed=seed, dim=vector_dim(ENCODER_DIM))
     h.update(json.dumps(meta, sort_keys=True).encode())
     for u in utts:
         st = u.path.stat()
@@ -147,29 +184,60 @@ def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
 def featurize(utts: Sequence[Utterance], *, augs: Sequence[Augment] = (Augment(),), config: FeatureConfig = FeatureConfig(),
               window_ms: float = 2000.0, hop_ms: float = 100.0, seed: int = 0, cache_dir: Path | None = None,
               n_jobs: int = 2, progress: bool = True) -> FeatureSet:
-    """Featurise every clip under every augmentation (both cores), with an on-disk cache."""
+    """Featurise every clip under every augmentation (both cores), with an on-disk cache per augmentation
+    (so that tasks sharing an augmentation, and later runs adding one, compute it once)."""
     utts, augs = tuple(utts), tuple(augs)
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    key = _cache_key(utts, augs, config, window_ms, hop_ms, seed)
+    xs, clips, aug_ids = [], [], []
+    for ai, aug in enumerate(augs):
+        parts = []
+        for lo, hi in _groups(utts):   # the corpora and the extra voices are cached apart
+            x, clip = _featurize_one(utts[lo:hi], aug, config=config, window_ms=window_ms, hop_ms=hop_ms,
+                                     seed=seed, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+            parts.append((x, clip + lo))
+        x, clip = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        keep = SPEECH_GATE.voiced(x)
+        x, clip = x[keep], clip[keep]
+        xs.append(x)
+        clips.append(clip)
+        aug_ids.append(np.full(x.shape[0], ai, np.int16))
+    return FeatureSet(np.concatenate(xs), np.concatenate(clips), np.concatenate(aug_ids), utts, augs)
+
+
+def _groups(utts) -> list[tuple[int, int]]:
+    """[lo, hi) runs of utts that share a cache file: consecutive clips of the emotion corpora, or not."""
+    from .datasets import CORPORA
+
+    runs, lo = [], 0
+    for i in range(1, len(utts) + 1):
+        if i == len(utts) or (utts[i].corpus in CORPORA) != (utts[lo].corpus in CORPORA):
+            runs.append((lo, i))
+            lo = i
+    return runs
+
+
+def _featurize_one(utts, aug: Augment, *, config, window_ms, hop_ms, seed, cache_dir: Path, n_jobs, progress):
+    key = _cache_key(utts, (aug,), config, window_ms, hop_ms, seed)
     path = cache_dir / f"feat_{key}.npz"
     if path.exists():
         z = np.load(path)
-        return FeatureSet(z["x"], z["clip"], z["aug"], utts, augs)
-    jobs = [(u.path, a, seed * 1_000_003 + ai * 100_003 + ci, config, window_ms, hop_ms)
-            for ai, a in enumerate(augs) for ci, u in enumerate(utts)]
-    results = _run_jobs(jobs, n_jobs=n_jobs, progress=progress, label=f"features {window_ms:g}/{hop_ms:g} ms")
-    xs, clips, aug_ids = [], [], []
-    for j, r in enumerate(results):
-        ai, ci = divmod(j, len(utts))
-        xs.append(r)
-        clips.append(np.full(r.shape[0], ci, np.int32))
-        aug_ids.append(np.full(r.shape[0], ai, np.int16))
-    fs = FeatureSet(np.concatenate(xs), np.concatenate(clips), np.concatenate(aug_ids), utts, augs)
+        return z["x"], z["clip"]
+    # The RNG seed depends on the augmentation itself, not its place in a list.
+    aug_seed = int(hashlib.sha256(json.dumps(asdict(aug), sort_keys=True).encode()).hexdigest()[:6], 16) % 100_003
+    jobs = [(u.path, aug, seed * 1_000_003 + aug_seed + ci, config, window_ms, hop_ms) for ci, u in enumerate(utts)]
+    label = "features" + ("" if aug.is_identity else f" ({_aug_label(aug)})")
+    results = _run_jobs(jobs, n_jobs=n_jobs, progress=progress, label=label)
+    x = np.concatenate(results)
+    clip = np.concatenate([np.full(r.shape[0], ci, np.int32) for ci, r in enumerate(results)])
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=fs.x, clip=fs.clip, aug=fs.aug)
+    np.savez(tmp, x=x, clip=clip)
     tmp.replace(path)
-    return fs
+    return x, clip
+
+
+def _aug_label(aug: Augment) -> str:
+    return ", ".join(f"{k}={v}" for k, v in asdict(aug).items() if v not in (None, 0.0, False))
 
 
 def _run_jobs(jobs, *, n_jobs: int, progress: bool, label: str) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """Label sets of the emotion and gender models, and mappings from the corpora's codes."""
 from __future__ import annotations
 
-__all__ = ["EMOTIONS", "GENDERS", "ravdess_emotion", "ravdess_gender", "ravdess_intensity", "tess_emotion"]
+__all__ = ["EMOTIONS", "GENDERS", "ravdess_emotion", "ravdess_gender", "ravdess_intensity", "tess_emotion",
+           "ased_emotion", "ASED_GENDER"]
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 GENDERS: tuple[str, ...] = ("female", "male")
@@ -43,3 +44,15 @@ def tess_emotion(code: str) -> str:
         return _TESS_EMOTION[code.lower()]
     except KeyError:
         raise ValueError(f"unknown TESS emotion {code!r} (expected one of {sorted(_TESS_EMOTION)})") from None
+
+
+_ASED_EMOTION = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+ASED_GENDER = {"01": "female", "02": "male"}
+
+
+def ased_emotion(code: str) -> str:
+    """ASED emotion letter (n, f, h, s/S, a) -> a name in EMOTIONS."""
+    try:
+        return _ASED_EMOTION[code.lower()]
+    except KeyError:
+        raise ValueError(f"unknown ASED emotion code {code!r} (expected one of {sorted(_ASED_EMOTION)})") from None

@@ -55,11 +55,18 @@ class OnnxClassifier:
                     if getattr(expected_config, k) != v}
             raise ModelError(f"{self.path} was trained with other feature parameters: "
                              + ", ".join(f"{k}={a} (expected {b})" for k, (a, b) in diff.items()))
-        from dsp.pooling import FEATURE_DIM, POOLING_VERSION
+        from dsp.pooling import POOLING_VERSION, READS_POOLING, vector_dim
 
-        if self.metadata["pooling_version"] != POOLING_VERSION or self.feature_dim != FEATURE_DIM:
+        from .encoder import ENCODER_DIM
+
+        # The speech encoder whose states the model reads: a file next to the model, named in its metadata.
+        enc = self.metadata.get("encoder")
+        self.encoder_path: Path | None = (self.path.parent / enc) if enc else None
+        want = vector_dim(ENCODER_DIM if enc else 0)
+        if self.metadata["pooling_version"] not in READS_POOLING or self.feature_dim != want:
             raise ModelError(f"{self.path} expects pooling v{self.metadata['pooling_version']} with "
-                             f"{self.feature_dim} features; dsp.pooling is v{POOLING_VERSION} with {FEATURE_DIM}")
+                             f"{self.feature_dim} features; dsp.pooling is v{POOLING_VERSION} with {want}")
+        self.calibration = json.loads(self.metadata.get("calibration", "{}"))
 
     def _read_metadata(self) -> dict[str, str]:
         try:

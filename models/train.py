@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,15 @@ def register(subparsers) -> None:
     _common(p)
     p.add_argument("--out", type=Path, required=True, help="report directory")
     p.add_argument("--no-random", action="store_true", help="skip the random-split comparison")
+    p.add_argument("--no-session", action="store_true",
+                   help="skip session mode (each test speaker's clips as one stream through the real pipeline)")
     p.add_argument("--experiments", type=Path, default=None, help="JSON list of design experiments to include")
     p.set_defaults(run=run_evaluate)
+    from .convert import register as register_convert
     from .voices import register as register_voices
 
     register_voices(subparsers)
+    register_convert(subparsers)
 
 
 def _recipe(args):
@@ -87,14 +92,17 @@ def _summary(utts) -> dict:
 
 def run_train(args) -> int:
     from .cards import write_cards
-    from .evaluate import TASK_LABELS, _balance_weights, prepare_train, task_labels
+    from .evaluate import TASK_LABELS, balance_weights, prepare_train, task_labels
     from .export import model_metadata, save_onnx, to_onnx
-    from .featurize import GATE_VERSION, MIN_SPEECH_FRACTION
+    from dsp.gate import SPEECH_GATE
+
+    from .featurize import GATE_VERSION
     from .recipe import fit_classifier
 
     t0 = time.time()
     recipe = _recipe(args)
     utts = [u for u in _load(args) if u.speaker not in set(args.holdout)]
+    _place_encoder(args.out)
     report = json.loads(args.report.read_text()) if args.report else None
     summaries = {}
     for task in ("emotion", "gender"):
@@ -104,18 +112,22 @@ def run_train(args) -> int:
         y_clip = task_labels(fs.utts, task)
         x, y, prior = prepare_train(fs, np.arange(len(fs.x)), y_clip, recipe, seed=args.seed,
                                     norm=recipe.norm_for(task))
-        sw = _balance_weights(y) if task == "gender" else None
+        sw = balance_weights(y) if task == "gender" else None
         model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
         used = [u for u, lab in zip(utts, y_clip) if lab >= 0]
         summaries[task] = _summary(used)
         norm = {"mode": recipe.norm_for(task)}
         if prior is not None:
             norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior])
+        calibration = _shipped_calibration(report, task)
         meta = model_metadata(labels=TASK_LABELS[task], window_ms=recipe.window_ms, hop_ms=recipe.hop_ms,
                               normalisation=norm, recipe=_recipe_json(recipe), training=dict(
                                   _summary(used), held_out_speakers=list(args.holdout), seed=args.seed),
-                              gate=f"{GATE_VERSION}: dsp.vad.StreamingVad speech in >= {MIN_SPEECH_FRACTION:g} "
-                                   "of the window's frames")
+                              gate=f"{GATE_VERSION}: dsp.gate.SpeechGate, VAD speech in >= "
+                                   f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
+                                   f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
+                              card=model_card(task, used, report),
+                              calibration=calibration)
         onx = to_onnx(model, labels=TASK_LABELS[task], metadata=meta)
         path = args.out / f"{task}.onnx"
         save_onnx(onx, path)
@@ -124,6 +136,45 @@ def run_train(args) -> int:
     write_cards(args.out, report=report, training=summaries, holdout=list(args.holdout), recipe=recipe)
     print(f"done in {time.time() - t0:.0f} s")
     return 0
+
+
+def _place_encoder(out: Path) -> None:
+    """The models read the speech encoder from their own folder: copy the shipped one there if needed."""
+    import shutil
+
+    from .encoder import DEFAULT_ENCODER
+
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / DEFAULT_ENCODER.name
+    if target.resolve() != DEFAULT_ENCODER.resolve():
+        shutil.copyfile(DEFAULT_ENCODER, target)
+
+
+def _shipped_calibration(report: dict | None, task: str) -> dict:
+    """Temperature (and for emotion the uncertain threshold) that evaluate fitted on held-out speakers."""
+    cal = (report or {}).get("tasks", {}).get(task, {}).get("calibration")
+    if not cal:
+        return {}
+    keep = ("temperature", "uncertain_below") if task == "emotion" else ("temperature",)
+    return {k: cal[k] for k in keep if k in cal}
+
+
+def model_card(task: str, used, report: dict | None) -> dict:
+    """The short card every model carries in its metadata (shown on the page and by `emotion-monitor models`)."""
+    corpora = sorted({u.corpus for u in used})
+    ua = {}
+    for c in corpora:
+        lv = (report or {}).get("tasks", {}).get(task, {}).get("results", {}).get("speaker-independent", {}).get(c)
+        if lv:
+            ua[c] = round(lv.get("session", lv["clip"])["ua"], 3)
+    what = "7 emotions" if task == "emotion" else "voice gender (female/male)"
+    return {"name": f"voice-emotion-monitor {task}", "version": f"{date.today():%Y.%m.%d}",
+            "date": f"{date.today():%Y-%m-%d}",
+            "summary": f"{what}; MLP on pooled spectral, voice and speech-encoder statistics of 1.5 s windows; "
+                       f"trained on {', '.join(corpora)}; speaker-independent UA (session mode) {ua or 'not evaluated'}",
+            "licence": "weights non-commercial: RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0, ASED and BAVED "
+                       "research use only; speech encoder resemblyzer Apache-2.0; code MIT",
+            "corpora": json.dumps(corpora)}
 
 
 def _recipe_json(recipe) -> dict:
@@ -142,60 +193,133 @@ def _check_parity(path: Path, model, x: np.ndarray) -> None:
         raise ModelError(f"{path}: ONNX output differs from sklearn by {err:.2e}")
 
 
+# Leave-one-corpus-out runs: (task, corpus left out). Gender-only BAVED and the extra voices have no emotions.
+LOCO = (("emotion", "ravdess"), ("emotion", "ased"), ("emotion", "tess"), ("gender", "ased"), ("gender", "baved"))
+
+
 def run_evaluate(args) -> int:
     from rich.progress import Progress
 
-    from .evaluate import TASK_LABELS, cross_validate, random_folds, speaker_folds, summarise
-    from .metrics import score
-    from .report import render_html
+    from .evaluate import TASK_LABELS, corpus_folds, cross_validate, random_folds, speaker_folds
 
     t0 = time.time()
     recipe = _recipe(args)
     utts = _load(args)
-    s_folds, r_folds = speaker_folds(utts), random_folds(utts, seed=args.seed)
-    runs = [("speaker-independent", s_folds)] + ([] if args.no_random else [("random split (speakers leak)", r_folds)])
+    session = None if args.no_session else _session_runner(args, recipe)
     report = {"recipe": _recipe_json(recipe), "seed": args.seed, "n_clips": len(utts),
               "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "data": _summary(utts), "tasks": {}}
     feats = {task: _features(utts, recipe, args, task) for task in ("emotion", "gender")}
+    corpora = sorted({u.corpus for u in utts})
+    loco = [(task, c) for task, c in LOCO if c in corpora and len(corpora) > 1]
+    s_folds = speaker_folds(utts)
+    runs = [(task, "speaker-independent", s_folds, session) for task in ("emotion", "gender")]
+    runs += [(task, f"without {c} (cross-corpus)", corpus_folds(utts, [c]), session) for task, c in loco]
+    if not args.no_random:
+        runs += [(task, "random split (speakers leak)", random_folds(utts, seed=args.seed), None)
+                 for task in ("emotion", "gender")]
+    for task in ("emotion", "gender"):
+        report["tasks"][task] = {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []}
     with Progress() as bar:
-        total = 2 * sum(len(f) for _, f in runs)
-        task_bar = bar.add_task("cross-validation folds", total=total)
-        for task in ("emotion", "gender"):
-            fs = feats[task]
-            res = {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []}
-            for split, folds in runs:
-                cv = cross_validate(fs, task, recipe, folds, seed=args.seed,
-                                    progress=lambda: bar.advance(task_bar))
-                corpora = sorted({u.corpus for u in utts})
-                sets = {c: summarise(cv, utts, task, corpus=c) for c in corpora}
-                if task == "gender":
-                    sets["all"] = summarise(cv, utts, task)
-                res["results"][split] = {k: v for k, v in sets.items() if v}
-                if split == "speaker-independent":
-                    for fi, f in enumerate(folds):
-                        m = cv["fold"] == fi
-                        if m.any():
-                            s = score(cv["clip_true"][m], cv["clip_probs"][m], len(TASK_LABELS[task]))
-                            res["folds"].append({"name": f.name, "ua": s.ua, "n": s.n})
-            report["tasks"][task] = res
+        task_bar = bar.add_task("cross-validation folds", total=sum(len(f) for _, _, f, _ in runs))
+        for task, split, folds, runner in runs:
+            cv = cross_validate(feats[task], task, recipe, folds, seed=args.seed, session=runner,
+                                progress=lambda: bar.advance(task_bar))
+            res = report["tasks"][task]
+            res["results"][split] = _split_results(cv, utts, task, split, corpora)
+            if split == "speaker-independent":
+                res["folds"] = _fold_scores(cv, folds, task)
+                res["calibration"] = _calibration(cv, task)
     report["seconds"] = round(time.time() - t0, 1)
     if args.experiments:
         report["experiments"] = json.loads(Path(args.experiments).read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    from .report import render_html
+
     (args.out / "report.html").write_text(render_html(report))
     _print_headline(report)
     print(f"report: {args.out / 'report.html'} ({report['seconds']:.0f} s)")
     return 0
 
 
+def _session_runner(args, recipe):
+    """The session-mode runner evaluate was given (streamer.session_eval, passed in by the CLI), bound to the
+    recipe's window and a speech encoder per worker process."""
+    runner = getattr(args, "session_runner", None)
+    if runner is None:
+        return None
+    from functools import partial
+
+    from .featurize import load_audio
+    from .labels import EMOTIONS, GENDERS
+
+    def run(utts, clip_ids, model, *, task, seed):
+        from .encoder import StreamingEncoder
+
+        other = GENDERS if task == "emotion" else EMOTIONS
+        return runner(utts, clip_ids, model, task=task, other_labels=other, window_ms=recipe.window_ms,
+                      hop_ms=recipe.hop_ms, seed=seed, load_audio=load_audio, encoder=StreamingEncoder())
+
+    return partial(run)
+
+
+def _split_results(cv: dict, utts, task: str, split: str, corpora) -> dict:
+    from .evaluate import TASK_LABELS, summarise
+
+    out = {}
+    for c in corpora:
+        labels = None
+        if split.startswith("without") and task == "emotion":
+            # Cross-corpus: score only the classes the held-out corpus shares with the training corpora.
+            train = {u.emotion for u in utts if u.corpus != c and u.emotion}
+            labels = [e for e in TASK_LABELS[task] if e in train and any(u.emotion == e for u in utts if u.corpus == c)]
+        sm = summarise(cv, utts, task, corpus=c, labels=labels)
+        if sm:
+            out[c] = dict(sm, labels=labels or list(TASK_LABELS[task]))
+    if task == "gender":
+        out["all"] = dict(summarise(cv, utts, task), labels=list(TASK_LABELS[task]))
+    return out
+
+
+def _fold_scores(cv: dict, folds, task: str) -> list:
+    from .evaluate import TASK_LABELS
+    from .metrics import score
+
+    rows = []
+    for fi, f in enumerate(folds):
+        m = cv["fold"] == fi
+        if m.any():
+            s = score(cv["clip_true"][m], cv["clip_probs"][m], len(TASK_LABELS[task]))
+            rows.append({"name": f.name, "ua": s.ua, "n": s.n})
+    return rows
+
+
+def _calibration(cv: dict, task: str) -> dict:
+    """Temperature and uncertain threshold fitted on the speaker-independent held-out windows; ECE before and
+    after, per window and per clip."""
+    from .calibration import apply_temperature, choose_uncertain_threshold, fit_temperature
+    from .metrics import reliability
+
+    temp = fit_temperature(cv["win_probs"], cv["win_true"])
+    wp = apply_temperature(cv["win_probs"], temp)
+    out = {"temperature": round(temp, 4),
+           "ece_window_before": reliability(cv["win_probs"], cv["win_true"])[0],
+           "ece_window_after": reliability(wp, cv["win_true"])[0],
+           "ece_clip_before": reliability(cv["clip_probs"], cv["clip_true"])[0],
+           "ece_clip_after": reliability(apply_temperature(cv["clip_probs"], temp), cv["clip_true"])[0]}
+    if task == "emotion":
+        out.update(choose_uncertain_threshold(wp, cv["win_true"]))
+    return out
+
+
 def _print_headline(report: dict) -> None:
     for task, res in report["tasks"].items():
         for split, sets in res["results"].items():
             for name, lv in sets.items():
-                c = lv["clip"]
-                print(f"{task:8s} {split:30s} {name:10s} clip UA {c['ua']:.3f} acc {c['accuracy']:.3f} "
-                      f"F1 {c['macro_f1']:.3f} ECE {c['ece']:.3f} | window UA {lv['window']['ua']:.3f}")
+                c, sess = lv["clip"], lv.get("session")
+                print(f"{task:8s} {split:34s} {name:8s} clip UA {c['ua']:.3f} acc {c['accuracy']:.3f} "
+                      f"ECE {c['ece']:.3f} | window UA {lv['window']['ua']:.3f}"
+                      + (f" | session UA {sess['ua']:.3f}" if sess else ""))
 
 
 def main(argv=None) -> int:

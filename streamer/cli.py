@@ -416,6 +416,11 @@ def main(argv=None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["live", *argv]
     args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        # Session mode runs the fold models through this package's Pipeline; models cannot import streamer.
+        from .session_eval import session_clip_probs
+
+        args.session_runner = session_clip_probs
     try:
         func = getattr(args, "func", None) or args.run  # models/ registers its commands with `run`
         with contextlib.ExitStack() as stack:

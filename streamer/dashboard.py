@@ -56,7 +56,10 @@ class Dashboard:
         if e is None:
             return Panel(Text(self.message or "waiting for audio..."), title=title)
         head = Text()
-        if e.emotion:
+        if e.emotion and e.uncertain:  # below the calibrated threshold: a guess, not a finding
+            head.append(f"uncertain ({e.emotion}?)", style="bold grey62")
+            head.append(f"  {100 * e.emotion_probs.get(e.emotion, 0):.0f}%   ")
+        elif e.emotion:
             head.append(f"{e.emotion.upper()}", style=f"bold {COLORS.get(e.emotion, 'white')}")
             head.append(f"  {100 * e.emotion_probs.get(e.emotion, 0):.0f}%   ")
         else:

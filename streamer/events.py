@@ -26,6 +26,9 @@ class PredictionEvent:
     timings_ms: dict
     source: str
     features: dict = field(default_factory=dict)
+    # The label's smoothed probability is below the model's calibrated "uncertain" threshold: the monitor
+    # shows the label as a guess, not a finding (emotion is still the leading label, for the timeline).
+    uncertain: bool = False
 
     def to_dict(self) -> dict:
         # Shallow on purpose: dataclasses.asdict deep-copies every nested dict (~50 µs per event); the dicts
@@ -40,7 +43,7 @@ class PredictionEvent:
 def csv_header(emotions, genders) -> list[str]:
     return (["t", "wall", "speech", "emotion"] + [f"p_{e}" for e in emotions] + [f"raw_{e}" for e in emotions]
             + ["gender"] + [f"p_{g}" for g in genders]
-            + ["level_dbfs", "overflows", "dropped_windows", "source"])
+            + ["level_dbfs", "overflows", "dropped_windows", "source", "uncertain"])
 
 
 def csv_row(event: PredictionEvent, emotions, genders) -> list:
@@ -50,4 +53,4 @@ def csv_row(event: PredictionEvent, emotions, genders) -> list:
     return ([f"{event.t:.3f}", f"{event.wall:.3f}", int(event.speech), event.emotion or ""]
             + probs(event.emotion_probs, emotions) + probs(event.emotion_probs_raw, emotions)
             + [event.gender or ""] + probs(event.gender_probs, genders)
-            + [f"{event.level_dbfs:.1f}", event.overflows, event.dropped_windows, event.source])
+            + [f"{event.level_dbfs:.1f}", event.overflows, event.dropped_windows, event.source, int(event.uncertain)])

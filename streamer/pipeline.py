@@ -1,7 +1,7 @@
 """The monitor's pipeline: ``push(samples) -> events`` and ``reset()``, one code path for live and file audio.
 
-samples -> streaming features -> VAD -> analysis windows -> (speech only) pooled vector -> ONNX emotion and
-gender -> smoothing -> PredictionEvent per hop.
+samples -> 40 Hz high-pass -> streaming features -> VAD, speech encoder (LSTM states per frame) -> analysis
+windows -> (speech only) pooled vector -> ONNX emotion and gender -> smoothing -> PredictionEvent per hop.
 """
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from functools import lru_cache
 import numpy as np
 
 from dsp import FeatureConfig, StreamingFeatures
+from dsp.gate import SPEECH_GATE
+from dsp.highpass import HighPass
 from dsp.pooling import window_vector
 from dsp.vad import SileroVad, StreamingVad, VadConfig
 from dsp.windows import FrameWindower, Window
+
+from models.calibration import apply_temperature
 
 from .events import PredictionEvent
 from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
@@ -28,8 +32,7 @@ class PipelineConfig:
     window_ms: float = 1500.0  # the shipped models' window (see README, Defaults)
     hop_ms: float = 100.0
     min_window_ms: float = 500.0
-    min_speech_ms: float = 250.0  # speech needed inside a window before it is classified
-    min_speech_fraction: float = 0.3  # ...and this share of its frames: the gate the models were trained with
+    min_speech_ms: float = 250.0  # speech needed inside a window before it is classified (besides dsp.gate's rules)
     time_constant_s: float = 0.5  # exponential smoothing of emotion probabilities
     label_margin: float = 0.05
     label_hold_ms: float = 150.0
@@ -41,6 +44,9 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.vad_backend not in ("ours", "silero"):
             raise ValueError(f"vad_backend must be 'ours' or 'silero', got {self.vad_backend!r}")
+
+
+_LEDGER_SLACK = 64   # frames the speech ledger keeps beyond the analysis window
 
 
 class _SpeechLedger:
@@ -77,23 +83,31 @@ class Pipeline:
     """Push audio at ``feature_config.sr``; get one PredictionEvent per hop.
 
     The classifiers are objects with ``labels`` and ``predict_proba((n, D)) -> (n, C)``
-    (models.onnx_model.OnnxClassifier in the product).
+    (models.onnx_model.OnnxClassifier in the product). encoder: the speech encoder whose per-frame states the
+    classifiers were trained with (``push(enc_mel) -> states``, ``reset()``; models.encoder.StreamingEncoder),
+    or None for classifiers of the spectral statistics alone.
     """
 
     def __init__(self, emotion_model, gender_model, *, config: PipelineConfig = PipelineConfig(),
-                 feature_config: FeatureConfig = FeatureConfig(), source: str = "file"):
+                 feature_config: FeatureConfig = FeatureConfig(), source: str = "file", encoder=None):
         self.config, self.feature_config, self.source = config, feature_config, source
         self.emotion_model, self.gender_model = emotion_model, gender_model
         self.emotions, self.genders = tuple(emotion_model.labels), tuple(gender_model.labels)
+        self.encoder = encoder
+        self._hp = HighPass(sr=feature_config.sr)
         self._fx = StreamingFeatures(feature_config)
         self._vad, self._vad_slack = _make_vad(config, feature_config)
         self._win = FrameWindower(feature_config, window_ms=config.window_ms, hop_ms=config.hop_ms,
                                   min_window_ms=config.min_window_ms)
-        self._ledger = _SpeechLedger(self._win.window_frames + 64)
+        self._ledger = _SpeechLedger(self._win.window_frames + _LEDGER_SLACK)
+        self._chunk = (_LEDGER_SLACK - self._vad.lookahead_frames - self._vad_slack - 1) * feature_config.hop_length
         self._emo = ExpSmoother(time_constant_s=config.time_constant_s)
         self._label = LabelHysteresis(self.emotions, margin=config.label_margin,
                                       min_hold_s=config.label_hold_ms / 1000.0)
         self._gender = SegmentMean()
+        cal = getattr(emotion_model, "calibration", {}) or {}
+        self._temperature = float(cal.get("temperature", 1.0))   # fitted on held-out speakers (models.calibration)
+        self._uncertain_below = float(cal.get("uncertain_below", 0.0))
         # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
         # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
         self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
@@ -102,8 +116,8 @@ class Pipeline:
         self.reset()
 
     def reset(self) -> None:
-        for part in (self._fx, self._vad, self._win, self._ledger, self._emo, self._label, self._gender,
-                     *[n for n in self._norms if n is not None]):
+        for part in (self._hp, self._fx, self._vad, self._win, self._ledger, self._emo, self._label, self._gender,
+                     *[p for p in (self.encoder, *self._norms) if p is not None]):
             part.reset()
         self._tail[:] = 0.0
         self.samples_in = 0
@@ -131,18 +145,29 @@ class Pipeline:
             return []
         block = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
         self._held, self._held_n = [], 0
-        return self._process(block, self._held_wall, overflows)
+        if self.config.max_windows_per_push or block.shape[0] <= self._chunk:
+            return self._process(block, self._held_wall, overflows)
+        # Keeping every window of a long push: go in chunks, so that the speech ledger (bounded to the window
+        # plus _LEDGER_SLACK frames) still holds each window's decisions when that window is judged.
+        out, n, sr = [], block.shape[0], self.feature_config.sr
+        for lo in range(0, n, self._chunk):
+            part = block[lo : lo + self._chunk]
+            out += self._process(part, self._held_wall - (n - lo - part.shape[0]) / sr, overflows)
+        return out
 
     def _process(self, samples: np.ndarray, wall_end: float, overflows: int) -> list[PredictionEvent]:
         t0 = time.perf_counter()
-        frames = self._fx.push(samples)
         self._keep_tail(samples)
+        samples = self._hp.push(samples)
+        frames = self._fx.push(samples)
         t1 = time.perf_counter()
         vad = self._vad.push(samples if isinstance(self._vad, SileroVad) else frames)
         self._ledger.add(vad.start, vad.speech)
         self.speech_frames += int(np.count_nonzero(vad.speech))
         t2 = time.perf_counter()
-        windows = self._win.push(frames)
+        embed = None if self.encoder is None else self.encoder.push(frames.enc_mel)
+        t3 = time.perf_counter()
+        windows = self._win.push(frames, embed)
         self.samples_in += samples.shape[0]
         self._due = self._next_due()
         keep = self.config.max_windows_per_push
@@ -150,6 +175,8 @@ class Pipeline:
             self.dropped_windows += len(windows) - keep  # live: fell behind, show the present, count the rest
             windows = windows[-keep:]
         shared = {"features": (t1 - t0) * 1e3, "vad": (t2 - t1) * 1e3}
+        if self.encoder is not None:
+            shared["encoder"] = (t3 - t2) * 1e3
         return [self._event(w, wall_end, overflows, shared) for w in windows]
 
     def _next_due(self) -> int:
@@ -174,28 +201,34 @@ class Pipeline:
         # has arrived, so gate on frames up to end - lookahead (the VAD's own decision latency, 190 ms).
         settled = win.end_frame - self._vad.lookahead_frames - self._vad_slack
         speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, settled + 1)
-        speech = (self._ledger.at(settled) and speech_frames >= c.min_speech_fraction * win.n_frames
-                  and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms)
+        speech = bool(self._ledger.at(settled) and SPEECH_GATE.enough_speech(speech_frames, win.n_frames)
+                      and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms)
+        vector = None
+        if speech:
+            t0 = time.perf_counter()
+            vector = window_vector(win)  # pooled once for both models (it is pure; normalising copies it)
+            timings["pool"] = (time.perf_counter() - t0) * 1e3
+            speech = bool(SPEECH_GATE.voiced(vector))   # no pitch at all: clicks, knocks, not a voice
         if not speech and win.t_end - self._last_speech_t > c.reset_after_silence_s:
             for part in (self._emo, self._label, self._gender):
                 part.reset()
         emotion, probs, raw, gender, gprobs = None, {}, {}, None, {}
         if speech:
             self._last_speech_t = win.t_end
-            emotion, probs, raw, gender, gprobs = self._classify(win, timings)
+            emotion, probs, raw, gender, gprobs = self._classify(win, vector, timings)
+        uncertain = emotion is not None and probs[emotion] < self._uncertain_below
         return PredictionEvent(
             t=round(win.t_end, 4), wall=wall, speech=bool(speech), emotion=emotion, emotion_probs=probs,
             emotion_probs_raw=raw, gender=gender, gender_probs=gprobs, level_dbfs=self._level_dbfs(),
             overflows=int(overflows), dropped_windows=self.dropped_windows,
             timings_ms={k: round(v, 4) for k, v in timings.items()}, source=self.source,
-            features=self._descriptors(win) if speech else {})
+            features=self._descriptors(win) if speech else {}, uncertain=bool(uncertain))
 
-    def _classify(self, win: Window, timings: dict):
+    def _classify(self, win: Window, vector: np.ndarray, timings: dict):
         t0 = time.perf_counter()
-        vector = window_vector(win)  # pooled once for both models (it is pure; normalising copies it)
         x_emo, x_gen = (self._normalise(vector, norm) for norm in self._norms)
         t1 = time.perf_counter()
-        p_emo = self.emotion_model.predict_proba(x_emo)[0]
+        p_emo = apply_temperature(self.emotion_model.predict_proba(x_emo)[0], self._temperature)
         t2 = time.perf_counter()
         p_gen = self.gender_model.predict_proba(x_gen)[0]
         t3 = time.perf_counter()
@@ -203,7 +236,8 @@ class Pipeline:
         label = self._label.update(smooth, win.t_end)
         g = self._gender.update(p_gen)
         t4 = time.perf_counter()
-        timings.update(pool=(t1 - t0) * 1e3, emotion=(t2 - t1) * 1e3, gender=(t3 - t2) * 1e3, smooth=(t4 - t3) * 1e3)
+        timings.update(normalise=(t1 - t0) * 1e3, emotion=(t2 - t1) * 1e3, gender=(t3 - t2) * 1e3,
+                       smooth=(t4 - t3) * 1e3)
 
         def named(labels, p):
             return {k: round(float(v), 5) for k, v in zip(labels, p)}

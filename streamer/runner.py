@@ -54,7 +54,22 @@ def build_pipeline(*, emotion_model=None, gender_model=None, window_ms: float | 
     cfg = PipelineConfig(window_ms=models[0].window_ms if window_ms is None else window_ms,
                          hop_ms=models[0].hop_ms if hop_ms is None else hop_ms, time_constant_s=time_constant_s,
                          vad_backend=vad_backend, max_windows_per_push=1 if live else 0)
-    return Pipeline(*models, config=cfg, source=source)
+    return Pipeline(*models, config=cfg, source=source, encoder=load_encoder(models))
+
+
+def load_encoder(models):
+    """The speech encoder the classifiers were trained with (models.encoder.StreamingEncoder), or None."""
+    paths = {m.encoder_path for m in models}
+    if len(paths) > 1:
+        from models.errors import ModelError
+
+        raise ModelError(f"the emotion and gender models were trained with different encoders: {sorted(map(str, paths))}")
+    (path,) = paths
+    if path is None:
+        return None
+    from models.encoder import StreamingEncoder
+
+    return StreamingEncoder(path)
 
 
 def open_live_source(*, device=None, demo: bool | None = None, on_message=print, realtime_demo: bool = True):

@@ -3,6 +3,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -85,18 +87,44 @@ def test_loader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus dir not found"):
         load_corpora([tmp_path / "nope"])
     (tmp_path / "empty" / "stuff").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no RAVDESS .* clips found"):
+    with pytest.raises(ValueError, match="no RAVDESS .* clips .* found under"):
         load_corpora([tmp_path / "empty"])
 
 
 @pytest.mark.corpus
 def test_real_corpus_counts(corpus_root):
     utts = load_corpora([corpus_root])
-    n = {c: sum(u.corpus == c for u in utts) for c in ("ravdess", "tess")}
-    assert n == {"ravdess": 1200, "tess": 2800}
+    n = {c: sum(u.corpus == c for u in utts) for c in ("ravdess", "tess", "ased", "baved")}
+    assert n == {"ravdess": 1200, "tess": 2800, "ased": 2474, "baved": 1935}
+    for corpus, (women, men) in {"ased": (25, 40), "baved": (16, 44)}.items():
+        genders = {u.speaker: u.gender for u in utts if u.corpus == corpus}
+        assert sorted(Counter(genders.values()).values()) == sorted([women, men])
+    utts = [u for u in utts if u.corpus in ("ravdess", "tess")]
     assert sum(u.emotion == "neutral" and u.corpus == "ravdess" for u in utts) == 240   # neutral + calm
     assert {u.gender for u in utts if u.corpus == "tess"} == {"female"}
     assert sum(u.gender == "male" for u in utts) == 600
+
+
+def test_ased_and_baved_loaders(tmp_path):
+    """ASED: emotion from the letter (s and S both sad), gender by the speaker's majority code (one file
+    carries the other); BAVED: gender only, from the name, folders are words; .ogg is read."""
+    ased = tmp_path / "data" / "ased"
+    for name in ("n1-06-01-02-07", "s4-07-01-02-07", "S4-01-02-01-07", "a5-06-01-01-03"):
+        folder = {"n": "01Neutral", "s": "04Sad", "a": "05Angry"}[name[0].lower()]
+        _write(ased / folder / f"{name}.ogg")
+    baved = tmp_path / "data" / "baved"
+    _write(baved / "3" / "12-f-21-3-2-401.ogg")
+    _write(baved / "0" / "7-m-20-0-0-12.wav")
+    (baved / "speakers_info.json").write_text("{}")
+    utts = load_corpora([tmp_path / "data"])
+    by = {u.path.stem: u for u in utts}
+    assert {u.corpus for u in utts} == {"ased", "baved"}
+    assert by["S4-01-02-01-07"].emotion == "sad" and by["S4-01-02-01-07"].gender == "male"   # majority 02
+    assert by["a5-06-01-01-03"].gender == "female" and by["a5-06-01-01-03"].speaker == "ased_03"
+    assert by["n1-06-01-02-07"].sentence == "06"
+    assert by["12-f-21-3-2-401"].gender == "female" and by["12-f-21-3-2-401"].emotion is None
+    assert by["7-m-20-0-0-12"].speaker == "baved_07" and by["7-m-20-0-0-12"].gender == "male"
+    assert len(load_corpora([ased])) == 4 and len(load_corpora([baved])) == 2   # a corpus root directly
 
 
 def _speechy(seconds=2.5, seed=0):
@@ -161,9 +189,10 @@ def _export(tmp_path, name, *, config=FeatureConfig(), labels=("a", "b", "c")):
 
     model, x = _tiny_model(len(labels))
     meta = model_metadata(labels=labels, window_ms=2000, hop_ms=100, normalisation={"mode": "none"},
-                          training={"clips": 0}, recipe={}, config=config, gate="test")
+                          training={"clips": 0}, recipe={}, config=config, gate="test", encoder=None,
+                          card=dict(name="tiny", summary="test", licence="MIT", version="0", date="2026-11-29"))
     path = tmp_path / name
-    save_onnx(to_onnx(model, labels=labels, metadata=meta), path)
+    save_onnx(to_onnx(model, labels=labels, n_features=FEATURE_DIM, metadata=meta), path)
     return path, model, x
 
 
@@ -257,13 +286,18 @@ def test_speaker_folds_are_speaker_disjoint():
     utts = [Utterance(Path(f"{a}_{k}"), "ravdess", f"ravdess_{a:02d}", "male", "happy") for a in range(1, 21)
             for k in range(3)] + [Utterance(Path(f"t{s}{k}"), "tess", f"tess_{s}", "female", "sad")
                                    for s in ("OAF", "YAF") for k in range(3)]
+    utts += [Utterance(Path(f"a{s}{k}"), "ased", f"ased_{s:02d}", "male", "sad") for s in range(1, 12)
+             for k in range(2)]
     folds = speaker_folds(utts)
-    assert [f.name for f in folds][:2] == ["ravdess actors 01-04", "ravdess actors 05-08"]
-    assert len(folds) == 7
+    assert len(folds) == 5
+    assert folds[0].name == "fold 1: ased 3, ravdess 4, tess 1"
     seen = [i for f in folds for i in f.test]
-    assert sorted(seen) == list(range(len(utts)))
-    for f in folds:
-        assert len({utts[i].speaker for i in f.test}) == (4 if f.name.startswith("ravdess") else 1)
+    assert sorted(seen) == list(range(len(utts)))    # every clip tested exactly once
+    for k, f in enumerate(folds):
+        spk = {utts[i].speaker for i in f.test}
+        assert {s for s in spk if s.startswith("ravdess")} == {f"ravdess_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)}
+        for other in folds[k + 1:]:
+            assert not spk & {utts[i].speaker for i in other.test}   # no speaker in two folds
 
 
 def test_arctic_speaker_to_gender_on_a_synthetic_sdist(tmp_path):

@@ -396,8 +396,9 @@
     const emEl = document.getElementById("current-emotion");
     if (!ev) return;
     const speech = ev.speech === true && ev.emotion != null;
-    emEl.textContent = speech ? ev.emotion : "—";
-    emEl.style.color = speech ? color(ev.emotion) : "var(--muted)";
+    // Uncertain: the calibrated probability is below the model's threshold; show the leading label as a guess.
+    emEl.textContent = speech ? (ev.uncertain ? `uncertain (${ev.emotion}?)` : ev.emotion) : "—";
+    emEl.style.color = speech && !ev.uncertain ? color(ev.emotion) : "var(--muted)";
     const conf = speech && ev.emotion_probs ? ev.emotion_probs[ev.emotion] : null;
     document.getElementById("confidence").textContent =
       typeof conf === "number" ? (100 * conf).toFixed(0) + " %" : "—";

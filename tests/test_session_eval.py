@@ -1,0 +1,74 @@
+"""Session-mode evaluation and the uncertain state, through the real Pipeline on fixture speech."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dsp.pooling import FEATURE_NAMES
+from models.datasets import Utterance
+from models.featurize import load_audio
+from streamer.pipeline import Pipeline, PipelineConfig
+from streamer.session_eval import session_clip_probs
+from tests._corpus import FIXTURES
+
+F0 = FEATURE_NAMES.index("f0_st_median")
+MALE = FIXTURES / "ravdess/Actor_01/03-01-01-01-01-01-01.flac"     # neutral: a low voice
+FEMALE = FIXTURES / "ravdess/Actor_20/03-01-05-01-01-01-20.flac"
+
+
+class PitchModel:
+    """'low' below 160 Hz median f0 (8.1 semitones re 100 Hz), else 'high': a classifier whose answer is
+    known from the audio, to check which clip each window is credited to."""
+
+    labels = ("low", "high")
+
+    def __init__(self, calibration=None):
+        self.calibration = calibration or {}
+
+    def predict_proba(self, x):
+        high = float(np.atleast_2d(x)[0, F0] > 8.1)
+        return np.array([[0.9 - 0.8 * high, 0.1 + 0.8 * high]], np.float32)
+
+    def online_norm(self):
+        return None
+
+
+def test_session_credits_each_window_to_the_clip_it_ends_in():
+    utts = [Utterance(MALE, "ravdess", "s1", "male", "angry"), Utterance(FEMALE, "ravdess", "s1", "female", "angry")]
+    for seed in (0, 1, 2):   # different shuffles put either clip first
+        ids, probs, n = session_clip_probs(utts, [0, 1], PitchModel(), task="emotion", other_labels=("f", "m"),
+                                           window_ms=1500, hop_ms=100, seed=seed, load_audio=load_audio)
+        got = {int(i): p for i, p in zip(ids, probs)}
+        assert set(got) == {0, 1} and all(k > 5 for k in n)
+        assert got[0].argmax() == 0 and got[1].argmax() == 1, (seed, got)
+
+
+def _events(model):
+    pipe = Pipeline(model, PitchModel(), config=PipelineConfig(window_ms=1500, hop_ms=100))
+    return [e for e in pipe.push(load_audio(FEMALE, sr=16000), wall_end=0.0) if e.speech]
+
+
+def test_uncertain_state_follows_the_calibrated_threshold():
+    sure = _events(PitchModel({"uncertain_below": 0.0}))
+    never = _events(PitchModel({"uncertain_below": 1.01}))
+    assert sure and not any(e.uncertain for e in sure)
+    assert never and all(e.uncertain and e.emotion is not None for e in never)
+    # A temperature above 1 flattens the probabilities the monitor shows (the leading label stays).
+    hot = _events(PitchModel({"temperature": 4.0}))
+    assert [e.emotion for e in hot] == [e.emotion for e in sure]
+    assert max(e.emotion_probs_raw["high"] for e in hot) < max(e.emotion_probs_raw["high"] for e in sure)
+    row = hot[-1].to_dict()
+    assert row["uncertain"] is False and "uncertain" in row
+
+
+def test_one_long_push_gives_the_events_of_small_blocks():
+    """A whole session in one push (as session mode does) equals 20 ms capture blocks: the speech ledger
+    once lost the decisions of all but the newest ~2 s of a long push, and its windows came out as silence."""
+    y = np.concatenate([load_audio(MALE, sr=16000), np.zeros(16000, np.float32), load_audio(FEMALE, sr=16000)])
+    cfg = PipelineConfig(window_ms=1500, hop_ms=100)
+    whole = Pipeline(PitchModel(), PitchModel(), config=cfg).push(y, wall_end=0.0)
+    small = Pipeline(PitchModel(), PitchModel(), config=cfg)
+    blocks = [e for k in range(0, len(y), 320) for e in small.push(y[k:k + 320], wall_end=0.0)]
+    assert [(e.t, e.speech, e.emotion) for e in whole] == [(e.t, e.speech, e.emotion) for e in blocks]
+    assert sum(e.speech for e in whole) > 20

@@ -6,16 +6,22 @@ from pathlib import Path
 __all__ = ["write_cards"]
 
 _LICENCE = """## Licence of the weights
-Trained on RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0) and TESS (Pichora-Fuller & Dupuis 2020,
-CC BY-NC-ND 4.0){extra}. The shipped weights are therefore for **non-commercial use only** (CC BY-NC-SA 4.0,
-attribution to both corpora). The code is MIT."""
+Trained on RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0), TESS (Pichora-Fuller & Dupuis 2020,
+CC BY-NC-ND 4.0), ASED v1 (Retta et al. 2022, "A New Amharic Speech Emotion Dataset and Classification
+Benchmark", ACM TALLIP, doi 10.1145/3529759; no licence file, the authors ask for this citation: research use
+only) and, for gender, BAVED (Arabic; no licence stated: research use only){extra}. The shipped weights are
+therefore for **non-commercial research use only**, with attribution to every corpus. They read the states of
+the speech encoder `models/encoder.onnx`, converted from resemblyzer 0.1.4's `pretrained.pt` (Corentin Jemine,
+Apache-2.0; a GE2E speaker encoder, Wan et al. 2018) by `emotion-monitor convert-encoder`. The code is MIT."""
 
 _LIMITS = """## Intended use and limits
 Live, coarse, on-device indication of how a speaker sounds, for a person watching a timeline; not a decision
-tool. Trained on *acted* English speech recorded close to the microphone in quiet studios (RAVDESS: 24
-North-American actors of whom 20 are used; TESS: two Canadian women, one word per clip). Expect clearly
-lower accuracy on spontaneous speech, other languages and accents, far or poor microphones, noise, children,
-and overlapping speakers. Emotion categories are acted prototypes; real feelings are rarely this clear.
+tool. Trained on *acted* speech: English (RAVDESS: 20 North-American actors in a studio; TESS: two Canadian
+women, one word per clip), Amharic (ASED: 65 speakers who recorded themselves in rooms of their choice, five
+emotions) and, for gender only, Arabic single words (BAVED, 60 speakers). Expect lower accuracy on spontaneous
+speech, other languages and accents, far or poor microphones, noise, children, and overlapping speakers; the
+cross-corpus rows of the table (a corpus left out of training) show the size of that drop. ASED's sentences
+01-05 are each tied to one emotion, so part of its in-corpus score can come from the words. Emotion categories are acted prototypes; real feelings are rarely this clear.
 Gender is a binary *voice* classifier (female/male voices in the data), not a person's gender identity."""
 
 
@@ -27,22 +33,24 @@ def _metrics_table(report: dict, task: str) -> str:
     if not report or task not in report.get("tasks", {}):
         return "_No evaluation report was given to `train --report`; run `evaluate` first._"
     res = report["tasks"][task]
-    rows = ["| split | test set | clip UA | clip accuracy | clip macro-F1 | clip ECE | window UA |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| split | test set | classes | session UA | clip UA | clip accuracy | clip ECE | window UA |",
+            "|---|---|---|---|---|---|---|---|"]
     for split, sets in res["results"].items():
         for name, lv in sets.items():
-            c, w = lv["clip"], lv["window"]
-            rows.append(f"| {split} | {name} | {_fmt(c['ua'])} | {_fmt(c['accuracy'])} | {_fmt(c['macro_f1'])} | "
-                        f"{_fmt(c['ece'])} | {_fmt(w['ua'])} |")
+            c, w, sess = lv["clip"], lv["window"], lv.get("session") or {}
+            rows.append(f"| {split} | {name} | {len(lv.get('labels', res['labels']))} | {_fmt(sess.get('ua'))} | "
+                        f"{_fmt(c['ua'])} | {_fmt(c['accuracy'])} | {_fmt(c['ece'])} | {_fmt(w['ua'])} |")
     note = ("UA = unweighted accuracy (mean per-class recall; for gender this is balanced accuracy). "
-            "Speaker-independent: RAVDESS 5 folds of 4 actors, TESS leave-one-speaker-out, each fold trained on "
-            "all other speakers of both corpora with this exact recipe. Random-split rows leak speakers between "
-            "train and test and are shown only to make that gap visible.")
+            "Speaker-independent: 5 folds, each holding out a fifth of every corpus's speakers and trained on all "
+            "the others with this exact recipe. Session = each held-out speaker's clips joined into one stream "
+            "through the real pipeline (how the monitor runs); clip = each clip alone. Cross-corpus rows train "
+            "without the named corpus and test on it, on the classes it shares with the rest. Random-split rows, "
+            "when present, leak speakers between train and test and are shown only to make that gap visible.")
     if task == "gender":
         note += _gender_note(res["results"].get("speaker-independent", {}))
     else:
-        note += (" Chance is 0.143 (7 classes). TESS leave-one-speaker-out trains on RAVDESS plus the other TESS "
-                 "speaker only; its two folds differ a lot (see the report's per-fold table).")
+        note += (" Chance is 0.143 (7 classes), 0.2 for ASED's 5. A TESS fold trains on the other TESS speaker "
+                 "only (plus the other corpora); its two speakers differ a lot (see the report's per-fold table).")
     return "\n".join(rows) + "\n\n" + note
 
 
@@ -78,10 +86,14 @@ def _write_card(out_dir, task, labels, what, *, report, training, holdout, recip
 Small window classifier of the voice emotion monitor: StandardScaler + {recipe.classifier.upper()}
 {'hidden layers ' + str(list(recipe.hidden_for(task))) if recipe.classifier == 'mlp' else ''}{f' (soft-voting ensemble of {recipe.members_for(task)} seeds)' if recipe.members_for(task) > 1 else ''} exported with skl2onnx
 (opset 17). Input `features` float32 [N, {_dim()}]: `dsp.pooling.window_vector` of one analysis window
-(`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`, {_norm_text(recipe, task)}.
+(`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`: 220 spectral, pitch and
+formant statistics, then the mean and standard deviation over the window's loud frames of the speech encoder's
+768 per-frame LSTM states (`models/encoder.onnx`, run on every 10 ms frame with its state carried through the
+stream), {_norm_text(recipe, task)}.
 Output `probs` float32 [N, C], labels: {labels}. A clip's or a speech segment's score is the mean of its
-speech windows' probabilities. Windows are gated by `dsp.vad.StreamingVad` (speech in at least 30% of the
-window's frames). All parameters are in the model's metadata_props.
+speech windows' probabilities. Windows are gated by `dsp.gate.SpeechGate` (VAD speech in at least 30% of the
+window's frames, a pitch in at least 10% of its loud frames). Calibration (a temperature fitted on held-out
+speakers, and for emotion the "uncertain" threshold) and all other parameters are in the model's metadata_props.
 
 ## Training data
 {training['clips']} clips from {training['speakers']} speakers: {training['by_corpus']}; voices {training['by_gender']}.
@@ -122,6 +134,8 @@ def _norm_text(recipe, task: str) -> str:
 
 
 def _dim() -> int:
-    from dsp.pooling import FEATURE_DIM
+    from dsp.pooling import vector_dim
 
-    return FEATURE_DIM
+    from .encoder import ENCODER_DIM
+
+    return vector_dim(ENCODER_DIM)

@@ -71,9 +71,9 @@ def _librosa(y, hop, n_hops, window):
 
 
 def _numpy(y, hop, n_hops):
-    from dsp.features import _dct_matrix, _mel_basis, _window
+    from dsp.features import dct_matrix, hann_window, mel_basis
 
-    win, basis, dct = _window(512, 400), _mel_basis(16000, 512, 64, 0.0, 8000.0), _dct_matrix(20, 64)
+    win, basis, dct = hann_window(512, 400), mel_basis(16000, 512, 64, 0.0, 8000.0), dct_matrix(20, 64)
     pos = [0]
 
     def step():

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import scipy.fft
-import scipy.signal
-from numba import njit
+
+from ._voice import _yin_cmndf, _yin_periods, _yin_pick
+from .features import _check_audio, hann_window
 
 __all__ = [
     "F0Track",
@@ -48,20 +49,6 @@ _RMS_DB_FLOOR = 1e-5  # amplitude floor (-100 dBFS) for summary's rms dB, as lib
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _check_audio(y: object) -> np.ndarray:
-    """Return y as a float64 1-D array, or raise ValueError."""
-    arr = np.asarray(y)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"y must be floating-point audio, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D (mono), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError("y is empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("y contains NaN or inf")
-    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -119,16 +106,6 @@ def _frames(y: np.ndarray, *, frame_length: int, hop_length: int, center: bool,
 # ----------------------------------------------------------------------------- spectrogram
 
 
-@functools.lru_cache(maxsize=16)
-def _window(n_fft: int, win_length: int) -> np.ndarray:
-    """Periodic Hann of win_length, zero-padded to n_fft in the centre (librosa.util.pad_center)."""
-    window = np.zeros(n_fft)
-    left = (n_fft - win_length) // 2
-    window[left:left + win_length] = scipy.signal.get_window("hann", win_length, fftbins=True)
-    window.flags.writeable = False  # shared by the cache
-    return window
-
-
 def _stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None,
                     center: bool) -> np.ndarray:
     """|STFT| of y, shape (1 + n_fft // 2, t); periodic Hann, 'constant' centre padding."""
@@ -139,7 +116,7 @@ def _stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int, win_length: i
         raise ValueError(f"win_length={win_length} must not exceed n_fft={n_fft}")
     frames = _frames(y, frame_length=n_fft, hop_length=hop_length, center=center,
                      pad_mode="constant")
-    return np.abs(np.fft.rfft(frames * _window(n_fft, win_length), axis=-1)).T
+    return np.abs(np.fft.rfft(frames * hann_window(n_fft, win_length), axis=-1)).T
 
 
 def _spectrogram(y: object, S: object, *, n_fft: int, hop_length: int, win_length: int | None,
@@ -150,7 +127,7 @@ def _spectrogram(y: object, S: object, *, n_fft: int, hop_length: int, win_lengt
     if S is not None:
         S = _check_spectrogram(S)
         return S, 2 * (S.shape[0] - 1)
-    mag = _stft_magnitude(_check_audio(y), n_fft=n_fft, hop_length=hop_length,
+    mag = _stft_magnitude(_check_audio(y, allow_empty=False), n_fft=n_fft, hop_length=hop_length,
                           win_length=win_length, center=center)
     return (mag if power == 1.0 else mag**power), int(n_fft)
 
@@ -385,7 +362,7 @@ def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: i
     |y| <= 1e-10 counts as 0, and 0 as positive; the first sample of a frame never counts;
     centre padding repeats the edge samples (librosa). y: (n,). Returns (1, t) in [0, 1).
     """
-    y = _check_audio(y)
+    y = _check_audio(y, allow_empty=False)
     frame_length = _check_positive_int("frame_length", frame_length)
     hop_length = _check_positive_int("hop_length", hop_length)
     frames = _frames(y, frame_length=frame_length, hop_length=hop_length, center=center,
@@ -398,7 +375,7 @@ def zero_crossing_rate(*, y: np.ndarray, frame_length: int = 2048, hop_length: i
 def rms(*, y: np.ndarray, frame_length: int = 2048, hop_length: int = 512,
         center: bool = True) -> np.ndarray:
     """Root-mean-square amplitude per frame (zero centre padding). y: (n,). Returns (1, t)."""
-    y = _check_audio(y)
+    y = _check_audio(y, allow_empty=False)
     frame_length = _check_positive_int("frame_length", frame_length)
     hop_length = _check_positive_int("hop_length", hop_length)
     frames = _frames(y, frame_length=frame_length, hop_length=hop_length, center=center,
@@ -410,66 +387,11 @@ def rms(*, y: np.ndarray, frame_length: int = 2048, hop_length: int = 512,
 # ----------------------------------------------------------------------------- YIN
 
 
-@njit(cache=True)
-def _yin_cmndf(frames, acf, min_period, max_period, out):  # pragma: no cover
-    """Cumulative mean normalised difference (de Cheveigné & Kawahara 2002, eq. 8), librosa's form.
-
-    frames: (t, frame_length); acf: (t, >= max_period + 1) autocorrelation of each frame;
-    out: (t, max_period - min_period + 1), out[i, j] is lag min_period + j of frame i.
-    librosa's difference is d(k) = 2 * (acf(0) - acf(k)) - sum(x[:k] ** 2), i.e. the textbook
-    sum((x[m] - x[m+k]) ** 2) plus the energy of the frame's last k samples; we keep it for parity.
-    """
-    for i in range(frames.shape[0]):
-        head_energy = 0.0
-        running_sum = 0.0
-        for k in range(1, max_period + 1):
-            head_energy += frames[i, k - 1] * frames[i, k - 1]
-            d = 2.0 * (acf[i, 0] - acf[i, k]) - head_energy
-            running_sum += d
-            if k >= min_period:
-                # + tiny: a silent frame gives 0 / tiny = 0 instead of NaN, as librosa.
-                out[i, k - min_period] = d / (running_sum / k + _TINY)
-
-
-@njit(cache=True)
-def _yin_pick(cmndf, min_period, trough_threshold, out_period, out_aperiodicity):  # pragma: no cover
-    """Per frame: first local minimum of cmndf below threshold (else the global minimum),
-    refined by parabolic interpolation.
-
-    cmndf: (t, L) with L >= 2; out_period: (t,) period in samples; out_aperiodicity: (t,) cmndf value
-    at the chosen (integer) lag.
-    """
-    n_lags = cmndf.shape[1]
-    for i in range(cmndf.shape[0]):
-        row = cmndf[i]
-        chosen = -1
-        for j in range(n_lags):
-            if j == 0:
-                trough = row[0] < row[1]
-            elif j == n_lags - 1:
-                trough = row[j] < row[j - 1]
-            else:
-                trough = row[j] < row[j - 1] and row[j] <= row[j + 1]
-            if trough and row[j] < trough_threshold:
-                chosen = j
-                break
-        if chosen < 0:
-            chosen = np.argmin(row)
-        shift = 0.0
-        if 0 < chosen < n_lags - 1:
-            a = row[chosen + 1] + row[chosen - 1] - 2.0 * row[chosen]
-            b = 0.5 * (row[chosen + 1] - row[chosen - 1])
-            if abs(b) < abs(a):
-                shift = -b / a
-        out_period[i] = min_period + chosen + shift
-        out_aperiodicity[i] = row[chosen]
-
-
 def _yin_core(y: object, *, fmin: float, fmax: float, sr: float, frame_length: int,
               hop_length: int | None, trough_threshold: float, center: bool
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated YIN: (f0 (t,) Hz, aperiodicity (t,), frames (t, frame_length) view)."""
-    y = _check_audio(y)
+    y = _check_audio(y, allow_empty=False)
     sr = _check_sr(sr)
     frame_length = _check_positive_int("frame_length", frame_length)
     hop_length = frame_length // 4 if hop_length is None else hop_length
@@ -493,24 +415,6 @@ def _yin_core(y: object, *, fmin: float, fmax: float, sr: float, frame_length: i
     aperiodicity = np.empty(n_frames)
     _yin_pick(cmndf, min_period, float(trough_threshold), period, aperiodicity)
     return sr / period, aperiodicity, frames
-
-
-def _yin_periods(*, fmin: float, fmax: float, sr: float, frame_length: int) -> tuple[int, int]:
-    """Lag search range (min_period, max_period) in samples; raises on infeasible fmin/fmax."""
-    if not (math.isfinite(fmin) and math.isfinite(fmax) and fmin > 0):
-        raise ValueError(f"fmin must be a positive finite number, got fmin={fmin!r}, fmax={fmax!r}")
-    if fmin >= fmax:
-        raise ValueError(f"fmin={fmin:g} must be less than fmax={fmax:g}")
-    if fmax > sr / 2:
-        raise ValueError(f"fmax={fmax:g} exceeds the Nyquist frequency {sr / 2:g}")
-    if sr / fmin >= frame_length - 1:
-        raise ValueError(f"fmin={fmin:g} Hz needs frame_length > {int(np.ceil(sr / fmin)) + 1} "
-                         f"at sr={sr:g}, got {frame_length}")
-    min_period = int(np.floor(sr / fmax))
-    max_period = min(int(np.ceil(sr / fmin)), frame_length - 1)
-    if max_period - min_period < 1:
-        raise ValueError(f"fmin={fmin:g} and fmax={fmax:g} leave fewer than 2 lags at sr={sr:g}")
-    return min_period, max_period
 
 
 def yin(y: np.ndarray, *, fmin: float, fmax: float, sr: float = 22050, frame_length: int = 2048,
@@ -588,7 +492,7 @@ def summary(y: np.ndarray, *, sr: float, fmin: float = 65.0,
     "bandwidth_mean_hz", "rolloff_mean_hz", "zcr_mean": float,
     "contrast_mean_db": list of 7 floats, "chroma_mean": list of 12 floats (C first)}.
     """
-    y = _check_audio(y)
+    y = _check_audio(y, allow_empty=False)
     sr = _check_sr(sr)
     track = f0(y, fmin=fmin, fmax=fmax, sr=sr)
     voiced = track.f0[track.voiced_flag]

@@ -13,20 +13,26 @@ import scipy.signal
 from ._kernels import _log_dct_frames, _mel_power_frames
 
 
-def _check_audio(y) -> np.ndarray:
-    """Validate a mono float signal and return it as contiguous float64."""
+__all__ = ["melspectrogram", "power_to_db", "log_mel", "mfcc", "delta", "mel_basis", "hann_window", "dct_matrix"]
+
+
+def _check_audio(y, *, allow_empty: bool = True) -> np.ndarray:
+    """Validate a mono float signal and return it as contiguous float64 (the one check of dsp's inputs)."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"audio must be mono (1-D), got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.floating):
         raise ValueError(f"audio must be floating-point, got dtype {y.dtype}")
+    if not allow_empty and y.size == 0:
+        raise ValueError("audio is empty")
     if not np.all(np.isfinite(y)):
         raise ValueError("audio contains NaN or infinite samples")
     return np.ascontiguousarray(y, dtype=np.float64)
 
 
 @lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney mel filterbank (n_mels, 1 + n_fft // 2), float64, read-only and cached (librosa.filters.mel)."""
     import librosa.filters  # Slaney scale + Slaney area norm, exactly librosa's filterbank
 
     basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
@@ -37,14 +43,14 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np
 @lru_cache(maxsize=16)
 def _mel_bands(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
     """Per mel band, the [lo, hi) range of FFT bins where its triangle is non-zero."""
-    nz = _mel_basis(sr, n_fft, n_mels, fmin, fmax) != 0
+    nz = mel_basis(sr, n_fft, n_mels, fmin, fmax) != 0
     lo = np.where(nz.any(axis=1), nz.argmax(axis=1), 0).astype(np.int64)
     hi = np.where(nz.any(axis=1), nz.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
     return lo, hi
 
 
 @lru_cache(maxsize=16)
-def _window(n_fft: int, win_length: int) -> np.ndarray:
+def hann_window(n_fft: int, win_length: int) -> np.ndarray:
     """Periodic Hann of win_length, zero-padded to n_fft around the centre (librosa.util.pad_center)."""
     win = scipy.signal.get_window("hann", win_length, fftbins=True)
     lpad = (n_fft - win_length) // 2
@@ -55,7 +61,7 @@ def _window(n_fft: int, win_length: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     """Rows of the orthonormal DCT-II, so dct @ x == scipy.fft.dct(x, type=2, norm='ortho')[:n_mfcc]."""
     mat = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
     mat = np.ascontiguousarray(mat)
@@ -86,7 +92,7 @@ def _mel_and_power(y, *, sr, n_fft, hop_length, win_length, n_mels, fmin, fmax, 
     out_mel = np.empty((n_frames, n_mels))
     out_pow = np.empty(n_frames)
     key = (sr, n_fft, n_mels, float(fmin), fmax)
-    _mel_power_frames(y64, hop_length, _window(n_fft, win_length), _mel_basis(*key), *_mel_bands(*key),
+    _mel_power_frames(y64, hop_length, hann_window(n_fft, win_length), mel_basis(*key), *_mel_bands(*key),
                       float(power), out_mel, out_pow)
     return out_mel, out_pow
 
@@ -154,13 +160,13 @@ def mfcc(y=None, *, sr=22050, S=None, n_mfcc=20, n_fft=2048, hop_length=None, wi
         S64 = _log_mel64(y, sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length, center=center,
                          pad_mode=pad_mode, power=power, n_mels=n_mels, fmin=fmin, fmax=fmax, ref=1.0, amin=amin,
                          top_db=top_db)
-        return (S64 @ _dct_matrix(n_mfcc, n_mels).T).T.astype(_out_dtype(y))
+        return (S64 @ dct_matrix(n_mfcc, n_mels).T).T.astype(_out_dtype(y))
     S = np.asarray(S)
     if S.ndim != 2:
         raise ValueError(f"S must be (n_mels, n_frames), got shape {S.shape}")
     if not 0 < n_mfcc <= S.shape[0]:
         raise ValueError(f"n_mfcc must be in (0, {S.shape[0]}], got {n_mfcc}")
-    return (_dct_matrix(n_mfcc, S.shape[0]) @ S).astype(S.dtype)
+    return (dct_matrix(n_mfcc, S.shape[0]) @ S).astype(S.dtype)
 
 
 def delta(data, *, width=9, order=1, axis=-1, mode="interp") -> np.ndarray:
@@ -183,5 +189,5 @@ def log_dct(mel: np.ndarray, *, amin: float, n_mfcc: int):
     n_frames, n_mels = mel.shape
     out_log = np.empty((n_frames, n_mels))
     out_mfcc = np.empty((n_frames, n_mfcc))
-    _log_dct_frames(np.ascontiguousarray(mel), float(amin), _dct_matrix(n_mfcc, n_mels), out_log, out_mfcc)
+    _log_dct_frames(np.ascontiguousarray(mel), float(amin), dct_matrix(n_mfcc, n_mels), out_log, out_mfcc)
     return out_log, out_mfcc

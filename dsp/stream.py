@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import (_ENV_POINTS, _FORMANT_BAND_HZ, _LPC_ORDER, _PRE_EMPHASIS, VOICE_ROWS, _envelope_grid,
-                       _lpc_basis, _stream_frames)
+from ._kernels import _stream_frames
+from ._voice import (_ENV_POINTS, _FORMANT_BAND_HZ, _LPC_ORDER, _PRE_EMPHASIS, VOICE_ROWS, _envelope_grid, _lpc_basis,
+                     _yin_periods)
 from .config import FeatureConfig
-from .descriptive import _yin_periods
-from .features import _check_audio, _dct_matrix, _mel_bands, _mel_basis, _window
+from .features import _check_audio, _mel_bands, dct_matrix, hann_window, mel_basis
 
 __all__ = ["FeatureFrames", "StreamingFeatures", "VOICE_ROWS"]
 
@@ -55,12 +55,12 @@ class StreamingFeatures:
         self.voice = voice
         c = config
         key = (c.sr, c.n_fft, c.n_mels, float(c.fmin), float(c.fmax))
-        self._window = _window(c.n_fft, c.win_length)
-        self._basis = _mel_basis(*key)
+        self._window = hann_window(c.n_fft, c.win_length)
+        self._basis = mel_basis(*key)
         self._lo, self._hi = _mel_bands(*key)
-        self._dct = _dct_matrix(c.n_mfcc, c.n_mels)
+        self._dct = dct_matrix(c.n_mfcc, c.n_mels)
         enc_key = (c.sr, c.n_fft, max(c.encoder_mels, 1), float(c.fmin), float(c.fmax))
-        self._enc_basis, (self._enc_lo, self._enc_hi) = _mel_basis(*enc_key), _mel_bands(*enc_key)
+        self._enc_basis, (self._enc_lo, self._enc_hi) = mel_basis(*enc_key), _mel_bands(*enc_key)
         self._voice_params, self._lpc_basis, self._env_grid = _voice_setup(c)
         self._buf = np.zeros(4 * c.n_fft + c.sr)  # pending samples live in _buf[:_len]
         self.reset()

@@ -1,6 +1,6 @@
 """`emotion-monitor bench` (and `python -m benchmarks`): the arguments; the work is in benchmarks.bench.
 
-Kept import-light: streamer.cli imports this module to build its parser on every invocation.
+streamer.cli imports this module only when `bench` is the command (the core never depends on the benchmarks).
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-_DESCRIPTION = ("Latency and throughput of the whole monitor on this machine: per-stage cost per hop, total hop "
+DESCRIPTION = ("Latency and throughput of the whole monitor on this machine: per-stage cost per hop, total hop "
                 "compute and real-time factor on one core, end-to-end latency to a websocket client (through the "
                 "PulseAudio virtual microphone when available), reaction time to emotion changes on held-out "
                 "speakers, cold start, peak RSS, and the speed-up over the old app's approach (librosa features "
@@ -50,12 +50,6 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-def register(sub) -> None:
-    p = sub.add_parser("bench", help="latency and throughput benchmark (JSON + HTML report)", description=_DESCRIPTION)
-    add_arguments(p)
-    p.set_defaults(func=cmd_bench)
-
-
 def options(args):
     from .bench import BenchOptions
 
@@ -84,7 +78,7 @@ def main(argv=None) -> int:
 
     from .bench import BenchError
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=_DESCRIPTION)
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=DESCRIPTION)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -1,4 +1,8 @@
-"""`emotion-monitor`: the command line. Each subcommand is a small function; errors are one line, never a traceback."""
+"""`emotion-monitor`: the command line. Each subcommand is a small function.
+
+The user's mistakes and the machine's state (a bad file, no device, a busy port, a broken model file: the
+project's error types) are one line and exit 1; anything else is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +16,7 @@ import sys
 import warnings
 
 from . import __version__
+from .options import add_pipeline_options, add_verbose_option, device_status_printer, number, pipeline_from_args
 
 _EPILOG = "With no subcommand, `live` runs. Every subcommand has its own --help."
 _YEAR_S = 365 * 24 * 3600.0
@@ -22,37 +27,24 @@ def _err(msg: str) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block), so every problem is one line on stderr; exit status 2."""
+    """argparse with a one-line error (no usage block), so every problem is one line on stderr; exit status 2.
+
+    A subcommand's parser may carry ``fill_lazily(parser)``: it adds the arguments on first use, so that a
+    command's package (the benchmarks) is imported only when that command runs.
+    """
+
+    fill_lazily = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.fill_lazily is not None:
+            fill, self.fill_lazily = self.fill_lazily, None
+            fill(self)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
         command = self.prog.removeprefix("emotion-monitor").strip()
         self.exit(2, f"emotion-monitor: error: {command + ': ' if command else ''}{' '.join(message.split())} "
                      f"(see `{self.prog} --help`)\n")
-
-
-def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
-    """An argparse ``type`` accepting a finite number in [lo, hi] (or (lo, hi] with lo_open), else a one-line error.
-
-    Public so the other packages' subcommands (web, models, benchmarks) check their options the same way.
-    """
-    kind = "an integer" if integer else "a number"
-    bounds = f"{'>' if lo_open else '>='} {lo:.10g} and <= {hi:.10g}" + (f" {unit}" if unit else "")
-
-    def parse(text: str):
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not (math.isfinite(value) and lo <= value <= hi) or (lo_open and value == lo):
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
-        return value
-
-    return parse
-
-
-def _verbose_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--verbose", action="store_true",
-                   help="also show the audio libraries' own messages (libmpg123, PortAudio) on stderr")
 
 
 @contextlib.contextmanager
@@ -102,35 +94,6 @@ def _one_line_warnings():
         yield
 
 
-# -- shared options -----------------------------------------------------------------------------------------
-def _pipeline_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("analysis")
-    g.add_argument("--window-ms", type=number(lo=500, hi=30000, unit="ms"), default=None,
-                   help="analysis window, 500..30000 (default: the model's, 1500)")
-    g.add_argument("--hop-ms", type=number(lo=10, hi=10000, unit="ms"), default=None,
-                   help="update interval, 10..10000 (default: the model's, 100)")
-    g.add_argument("--tau", type=number(lo=0, hi=600, unit="s"), default=0.5, metavar="SECONDS",
-                   help="time constant of emotion smoothing, 0..600 (default 0.5 s)")
-    g.add_argument("--vad", choices=("ours", "silero"), default="ours",
-                   help="voice activity detector: ours (default) or silero (needs `pip install --no-deps "
-                        "silero-vad`; better in very loud noise, 14x the cost)")
-    g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
-    g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
-    _verbose_option(p)  # every command that runs the pipeline reads audio through chatty C libraries
-
-
-def _build_pipeline(args, *, source: str, live: bool):
-    from .runner import build_pipeline
-
-    pipeline = build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model,
-                              window_ms=args.window_ms, hop_ms=args.hop_ms, time_constant_s=args.tau,
-                              vad_backend=args.vad, source=source, live=live)
-    config = pipeline.config
-    if config.hop_ms > config.window_ms:  # windows would skip audio: parts of the input never analysed
-        raise ValueError(f"--hop-ms {config.hop_ms:g} exceeds the analysis window ({config.window_ms:g} ms)")
-    return pipeline
-
-
 # -- live ---------------------------------------------------------------------------------------------------
 def _add_live(sub) -> None:
     p = sub.add_parser("live", help="monitor the microphone (demo stream if there is none) with a live dashboard",
@@ -145,7 +108,7 @@ def _add_live(sub) -> None:
     p.add_argument("--duration", type=number(lo=0, lo_open=True, hi=_YEAR_S, unit="s"), default=None,
                    metavar="SECONDS", help="stop cleanly after this long")
     p.add_argument("--record-session", default=None, metavar="FILE.wav", help="also write the monitored audio")
-    _pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_live)
 
 
@@ -163,7 +126,7 @@ def cmd_live(args) -> int:
     source, kind = open_live_source(device=args.device, demo=True if args.demo else (False if args.no_demo else None),
                                     on_message=on_message)
     with source, contextlib.ExitStack() as stack:
-        pipeline = _build_pipeline(args, source=kind, live=True)
+        pipeline = pipeline_from_args(args, source=kind, live=True)
         recorder = stack.enter_context(SessionRecorder(args.record_session)) if args.record_session else None
         if args.no_ui:
             summary = run(source, pipeline, duration=args.duration, recorder=recorder, on_block=_announce(kind),
@@ -178,17 +141,6 @@ def cmd_live(args) -> int:
     if warning := summary.clipping_warning("input"):
         print(warning, file=sys.stderr)
     return 0
-
-
-def device_status_printer(*, verbose: bool):
-    """An ``on_message`` for MicSource that prints one stderr line per outage (the loss; the outcome follows as
-    the error or as audio flowing again); each failed reopen attempt only when ``verbose``."""
-
-    def show(text: str) -> None:
-        if verbose or not text.startswith("reopening input device"):
-            print(text, file=sys.stderr, flush=True)
-
-    return show
 
 
 def _announce(kind: str):
@@ -232,7 +184,7 @@ def _add_file(sub) -> None:
     fmt.add_argument("--csv", action="store_true", help="a flat CSV table instead")
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--realtime", action="store_true", help="pace the file in real time, like a microphone")
-    _pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_file)
 
 
@@ -241,8 +193,13 @@ def cmd_file(args) -> int:
     from .runner import run
     from .sources import FileSource
 
-    pipeline = _build_pipeline(args, source="file", live=False)
-    out = sys.stdout if args.out == "-" else open(args.out, "w", newline="")
+    from .errors import StreamerError
+
+    pipeline = pipeline_from_args(args, source="file", live=False)
+    try:
+        out = sys.stdout if args.out == "-" else open(args.out, "w", newline="")
+    except OSError as exc:
+        raise StreamerError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     try:
         with FileSource(args.path, realtime=args.realtime) as source:
             if args.csv:
@@ -270,17 +227,18 @@ def _add_predict(sub) -> None:
                                    "status is then 1.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    _pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args) -> int:
+    from dsp.audio_file import AudioFileError as UnreadableFile
     from dsp.audio_file import display_name
 
     from .errors import StreamerError
     from .runner import predict_file
 
-    pipeline = _build_pipeline(args, source="file", live=False)
+    pipeline = pipeline_from_args(args, source="file", live=False)
     failed = 0
     for path in args.files:
         name = display_name(path)  # non-UTF-8 bytes of a file name print as \xNN, never as an encoding error
@@ -290,7 +248,7 @@ def cmd_predict(args) -> int:
             result = dataclasses.replace(predict_file(path, pipeline), path=name)
             if not _finite(result):  # the loader refuses non-finite audio; this guards the output regardless
                 raise StreamerError(f"{name}: the prediction is not a finite number; skipped")
-        except (StreamerError, ValueError) as exc:
+        except (StreamerError, UnreadableFile) as exc:
             _err(str(exc))
             failed += 1
             continue
@@ -320,7 +278,7 @@ def _predict_line(r) -> str:
 # -- devices, record, play ----------------------------------------------------------------------------------
 def _add_devices(sub) -> None:
     p = sub.add_parser("devices", help="list audio input devices and their rates")
-    _verbose_option(p)
+    add_verbose_option(p)
     p.set_defaults(func=cmd_devices)
 
 
@@ -346,7 +304,7 @@ def _add_record(sub) -> None:
     p.add_argument("out", metavar="OUT.wav")
     p.add_argument("--seconds", type=number(lo=0, lo_open=True, hi=7 * 24 * 3600.0, unit="s"), required=True)
     p.add_argument("--device", default=None)
-    _verbose_option(p)
+    add_verbose_option(p)
     p.set_defaults(func=cmd_record)
 
 
@@ -375,7 +333,7 @@ def _add_play(sub) -> None:
     p = sub.add_parser("play", help="play a clip and show its predicted emotion and gender")
     p.add_argument("file")
     p.add_argument("--device", default=None, help="output device index or name substring")
-    _pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_play)
 
 
@@ -383,30 +341,61 @@ def cmd_play(args) -> int:
     from .runner import predict_file
     from .sources import play
 
-    pipeline = _build_pipeline(args, source="file", live=False)
+    pipeline = pipeline_from_args(args, source="file", live=False)
     result = predict_file(args.file, pipeline)
     print(_predict_line(result))
     play(args.file, device=args.device)
     return 0
 
 
-# -- optional parts: web, models, benchmarks ----------------------------------------------------------------
-def _add_optional(sub) -> None:
-    for module, attr in (("web.cli", "register"), ("models.train", "register"), ("benchmarks.cli", "register")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue  # a part not installed: its subcommands are not offered
-        getattr(mod, attr)(sub)
+# -- models -------------------------------------------------------------------------------------------------
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="show the emotion and gender models' cards (name, version, corpora, licence)")
+    p.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
+    p.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> int:
+    from .cards import CARD_KEYS, model_card
+    from .runner import load_models
+
+    for task, model in zip(("emotion", "gender"), load_models(args.emotion_model, args.gender_model)):
+        card = model_card(model.metadata, fallback_name=task)
+        print(f"{task}: {model.path}")
+        for key in CARD_KEYS:
+            print(f"  {key + ':':9} {card[key] or '-'}")
+        print(f"  {'window:':9} {model.window_ms:g} ms, hop {model.hop_ms:g} ms; labels {', '.join(model.labels)}")
+    return 0
+
+
+# -- the other packages' commands ---------------------------------------------------------------------------
+def _add_bench(sub) -> None:
+    """`bench`, whose arguments (and the benchmarks package) are imported only when the command is chosen."""
+
+    def fill(p) -> None:
+        from benchmarks.cli import DESCRIPTION, add_arguments, cmd_bench
+
+        p.description = DESCRIPTION
+        add_arguments(p)
+        p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench", help="latency and throughput benchmark (JSON + HTML report)",
+                       description="Latency and throughput of the whole monitor on this machine (JSON + HTML).")
+    p.fill_lazily = fill
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from models.train import register as register_training
+
+    from .serve import register as register_serve
+
     parser = _Parser(prog="emotion-monitor", description="Real-time voice emotion monitor.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_live, _add_file, _add_predict, _add_devices, _add_record, _add_play):
+    for add in (_add_live, _add_file, _add_predict, _add_devices, _add_record, _add_play, register_serve,
+                _add_models, register_training, _add_bench):
         add(sub)
-    _add_optional(sub)
     return parser
 
 
@@ -440,14 +429,13 @@ def main(argv=None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
+    """The project's own user-facing errors (bad input, missing device, busy port, model files): one line.
+
+    Anything else (a ValueError or OSError from inside the code included) is a bug and keeps its traceback.
+    """
+    from dsp.audio_file import AudioFileError as UnreadableFile
+    from models.errors import ModelError
+
     from .errors import StreamerError
 
-    # OSError covers a busy port, a missing folder for an output file, a full disk: all one-line matters.
-    user = (StreamerError, ValueError, OSError)
-    try:
-        from models.errors import ModelError
-
-        user += (ModelError,)
-    except ImportError:
-        pass
-    return isinstance(exc, user)
+    return isinstance(exc, (StreamerError, ModelError, UnreadableFile))

@@ -13,6 +13,8 @@ __all__ = [
     "NoOutputDevice",
     "DeviceLost",
     "AudioFileError",
+    "ConfigError",
+    "PortBusy",
 ]
 
 
@@ -41,3 +43,11 @@ class DeviceLost(StreamerError):
 
 class AudioFileError(StreamerError):
     """An audio file is missing, unreadable, unsupported or empty."""
+
+
+class ConfigError(StreamerError):
+    """Options that cannot work together (e.g. a hop longer than the window) or a backend that is not installed."""
+
+
+class PortBusy(StreamerError):
+    """The address to serve on cannot be bound (in use, not permitted, not an address of this machine)."""

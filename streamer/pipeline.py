@@ -21,6 +21,7 @@ from dsp.windows import FrameWindower, Window
 
 from models.calibration import apply_temperature
 
+from .errors import ConfigError
 from .events import PredictionEvent
 from .smoothing import ExpSmoother, LabelHysteresis, SegmentMean
 
@@ -273,7 +274,7 @@ def _make_vad(config: PipelineConfig, fc: FeatureConfig):
     try:
         return SileroVad(feature_config=fc), 2
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise ValueError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
 
 
 def _mel_centroid_hz(log_mel: np.ndarray, fc: FeatureConfig) -> float:

@@ -1,0 +1,81 @@
+"""The command-line options every pipeline command shares, and the pipeline they build.
+
+Public so that each command (``live``, ``file``, ``predict``, ``play``, ``serve``, the benchmarks) reads and
+checks its options the same way: ``add_pipeline_options(parser)`` then ``pipeline_from_args(args, ...)``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from .errors import ConfigError
+
+__all__ = ["number", "add_verbose_option", "add_pipeline_options", "pipeline_from_args", "device_status_printer"]
+
+
+def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
+    """An argparse ``type`` accepting a finite number in [lo, hi] (or (lo, hi] with lo_open), else a one-line error."""
+    kind = "an integer" if integer else "a number"
+    bounds = f"{'>' if lo_open else '>='} {lo:.10g} and <= {hi:.10g}" + (f" {unit}" if unit else "")
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not (math.isfinite(value) and lo <= value <= hi) or (lo_open and value == lo):
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+def add_verbose_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the audio libraries' own messages (libmpg123, PortAudio) on stderr")
+
+
+def add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """--window-ms, --hop-ms, --tau, --vad, --emotion-model, --gender-model and --verbose."""
+    g = p.add_argument_group("analysis")
+    g.add_argument("--window-ms", type=number(lo=500, hi=30000, unit="ms"), default=None,
+                   help="analysis window, 500..30000 (default: the model's, 1500)")
+    g.add_argument("--hop-ms", type=number(lo=10, hi=10000, unit="ms"), default=None,
+                   help="update interval, 10..10000 (default: the model's, 100)")
+    g.add_argument("--tau", type=number(lo=0, hi=600, unit="s"), default=0.5, metavar="SECONDS",
+                   help="time constant of emotion smoothing, 0..600 (default 0.5 s)")
+    g.add_argument("--vad", choices=("ours", "silero"), default="ours",
+                   help="voice activity detector: ours (default) or silero (needs `pip install --no-deps "
+                        "silero-vad`; better in very loud noise, 14x the cost)")
+    g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
+    g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+    add_verbose_option(p)  # every command that runs the pipeline reads audio through chatty C libraries
+
+
+def pipeline_from_args(args, *, source: str, live: bool):
+    """The Pipeline the options of ``add_pipeline_options`` describe (models loaded, window and hop checked).
+
+    source: the events' ``source`` field ("mic", "demo", "file"); live: keep only the newest window of a push
+    when processing falls behind (a file keeps every window).
+    """
+    from .runner import build_pipeline
+
+    pipeline = build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model,
+                              window_ms=args.window_ms, hop_ms=args.hop_ms, time_constant_s=args.tau,
+                              vad_backend=args.vad, source=source, live=live)
+    config = pipeline.config
+    if config.hop_ms > config.window_ms:  # windows would skip audio: parts of the input never analysed
+        raise ConfigError(f"--hop-ms {config.hop_ms:g} exceeds the analysis window ({config.window_ms:g} ms)")
+    return pipeline
+
+
+def device_status_printer(*, verbose: bool):
+    """An ``on_message`` for MicSource that prints one stderr line per outage (the loss; the outcome follows as
+    the error or as audio flowing again); each failed reopen attempt only when ``verbose``."""
+
+    def show(text: str) -> None:
+        if verbose or not text.startswith("reopening input device"):
+            print(text, file=sys.stderr, flush=True)
+
+    return show

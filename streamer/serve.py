@@ -1,0 +1,122 @@
+"""`emotion-monitor serve` and `view`: the pipeline wired to the web server (web/ knows nothing of streamer/).
+
+The server (web.server.serve) takes an async iterator of event dicts and the ``hello`` fields; this module
+builds both from a source and a pipeline, running the pipeline in a thread behind a web.bridge.EventBridge.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+from .cards import model_card
+from .errors import PortBusy
+from .options import add_pipeline_options, number, pipeline_from_args
+
+__all__ = ["register", "hello_fields", "serve_pipeline"]
+
+
+def register(sub) -> None:
+    """Add the ``serve`` and ``view`` subcommands to an argparse subparsers object."""
+    p = sub.add_parser("serve", help="run the monitor and serve the live timeline page and websocket",
+                       description="Run the pipeline and serve, on one port, the page at / and the websocket at "
+                                   "/ws. Bound to a non-loopback host, a token is required (generated and printed "
+                                   "if --token is not given).")
+    p.add_argument("--source", default="mic", help="mic (default; demo if there is none), demo, or an audio file")
+    p.add_argument("--device", default=None, help="input device index or name substring")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=number(lo=0, hi=65535, integer=True), default=8765,
+                   help="TCP port, 0..65535 (0: any free port; default 8765)")
+    p.add_argument("--token", default=None, help="access token for remote viewers")
+    p.add_argument("--loop", action="store_true", help="with a file source: start again at the end")
+    p.add_argument("--history-seconds", type=number(lo=0, hi=24 * 3600.0, unit="s"), default=600.0,
+                   help="history sent to late joiners, 0..86400 (default 600)")
+    # Below 0.5 s a healthy viewer on a busy link would be dropped.
+    p.add_argument("--max-viewer-lag", type=number(lo=0.5, hi=3600.0, unit="s"), default=10.0, metavar="SECONDS",
+                   help="disconnect (and count) a viewer this many seconds behind the live stream, e.g. one that "
+                        "stopped reading (default 10; 0.5-3600)")
+    add_pipeline_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    v = sub.add_parser("view", help="watch a remote monitor's stream in the terminal",
+                       description="Terminal viewer for `emotion-monitor serve` running elsewhere.")
+    v.add_argument("url", help="ws://HOST:PORT/ws (or http://HOST:PORT/ or HOST:PORT)")
+    v.add_argument("--token", default=None)
+    v.add_argument("--duration", type=number(lo=0, lo_open=True, hi=365 * 24 * 3600.0, unit="s"), default=None,
+                   metavar="SECONDS")
+    v.set_defaults(func=cmd_view)
+
+
+def cmd_view(args) -> int:
+    from web.view import view
+
+    return asyncio.run(view(args.url, token=args.token, duration=args.duration))
+
+
+def _open_source(args):
+    """(source, kind) for --source: mic (falling back to the demo), demo, or a file paced in real time."""
+    from .options import device_status_printer
+    from .runner import open_live_source
+    from .sources import FileSource
+
+    if args.source == "mic":
+        return open_live_source(device=args.device, on_message=device_status_printer(verbose=args.verbose))
+    if args.source == "demo":
+        return open_live_source(demo=True)
+    return FileSource(args.source, realtime=True, loop=args.loop), "file"
+
+
+def hello_fields(pipeline, kind: str) -> dict:
+    """The ``hello`` fields of a pipeline: labels, its configuration and the emotion model's card."""
+    c = pipeline.config
+    return {"labels": list(pipeline.emotions), "gender_labels": list(pipeline.genders),
+            "config": {"source": kind, "window_ms": c.window_ms, "hop_ms": c.hop_ms,
+                       "time_constant_s": c.time_constant_s, "sr": pipeline.feature_config.sr},
+            "model_card": model_card(pipeline.emotion_model.metadata, fallback_name="emotion")}
+
+
+def cmd_serve(args) -> int:
+    source, kind = _open_source(args)
+    pipeline = pipeline_from_args(args, source=kind, live=kind != "file")
+    return asyncio.run(serve_pipeline(source, pipeline, kind=kind, host=args.host, port=args.port,
+                                      token=args.token, history_seconds=args.history_seconds,
+                                      max_viewer_lag_s=args.max_viewer_lag))
+
+
+async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, token: str | None,
+                         history_seconds: float, max_viewer_lag_s: float) -> int:
+    """Run ``source`` through ``pipeline`` in a thread and serve its events until cancelled (or the server fails)."""
+    from web.bridge import EventBridge
+    from web.server import serve
+
+    from .runner import run
+
+    loop = asyncio.get_running_loop()
+    bridge, stop, listening = EventBridge(), threading.Event(), []
+
+    def produce():
+        try:
+            with source:
+                run(source, pipeline, stop=stop,
+                    on_event=lambda e: loop.call_soon_threadsafe(bridge.put, e.to_dict()))
+            loop.call_soon_threadsafe(bridge.put, None)
+        except Exception as exc:  # noqa: BLE001 - shown to the user by the server's end message and below
+            loop.call_soon_threadsafe(bridge.put, exc)
+
+    def ready(port, url):
+        listening.append(port)
+        print(f"serving the live page at {url}", file=sys.stderr, flush=True)
+
+    worker = threading.Thread(target=produce, name="pipeline", daemon=True)
+    worker.start()
+    try:
+        await serve(bridge.events(), hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
+                    history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s)
+    except OSError as exc:
+        if listening:
+            raise
+        # Bind failed (port in use, address not of this machine): the user's choice, one line.
+        raise PortBusy(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    finally:
+        stop.set()
+    return 0

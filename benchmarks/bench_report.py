@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 
-from web.protocol import DEFAULT_COLORS
+from models.labels import EMOTIONS
+from web.protocol import LABEL_COLORS
 
-_EMOTION_COLORS = DEFAULT_COLORS  # the live page's colours, so the two read alike
+_EMOTION_COLORS = LABEL_COLORS  # the live page's colours, so the two read alike
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1180px;color:#1d232b}
 h1{font-size:1.5em} h2{font-size:1.15em;margin-top:2em} table{border-collapse:collapse;margin:.5em 0}
@@ -126,7 +127,7 @@ def timeline_svg(stream, rows, *, width: int = 1160, px_per_s: float = 8.0) -> s
 
 def _legend() -> str:
     return " ".join(f'<span style="display:inline-block;width:11px;height:11px;background:{c}"></span> {_esc(n)}'
-                    for n, c in _EMOTION_COLORS.items())
+                    for n, c in ((e, _EMOTION_COLORS[e]) for e in EMOTIONS))
 
 
 def _goals_table(res: dict) -> str:

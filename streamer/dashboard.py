@@ -9,10 +9,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from web.protocol import LABEL_COLORS
+
 from .events import PredictionEvent
 
-COLORS = {"neutral": "grey70", "happy": "gold1", "sad": "steel_blue1", "angry": "red1", "fearful": "medium_purple1",
-          "disgust": "green3", "surprised": "dark_orange", "female": "orchid1", "male": "deep_sky_blue1"}
+COLORS = LABEL_COLORS  # the page's colours (web.protocol owns them)
 _SPARK = "▁▂▃▄▅▆▇█"
 
 

@@ -1,11 +1,15 @@
-"""The monitor's events: frozen dataclasses, serialised as the JSON schema web/ broadcasts (``"v": 1``)."""
+"""The monitor's events: frozen dataclasses, serialised as the JSON schema web/ broadcasts (``"v": 1``).
+
+The wire format (message version, encoder, NaN policy) is web.protocol's; the CSV follows the same policy:
+a non-finite number is an empty cell, as it is null in JSON.
+"""
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+from web.protocol import PROTOCOL_VERSION, encode
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,12 @@ class PredictionEvent:
     def to_dict(self) -> dict:
         # Shallow on purpose: dataclasses.asdict deep-copies every nested dict (~50 µs per event); the dicts
         # here are built fresh for each event and never mutated afterwards.
-        return {"v": SCHEMA_VERSION, "type": "prediction",
+        return {"v": PROTOCOL_VERSION, "type": "prediction",
                 **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        """One line of JSON; NaN and infinities become null (web.protocol.encode), never an exception."""
+        return encode(self.to_dict())
 
 
 def csv_header(emotions, genders) -> list[str]:
@@ -46,11 +51,16 @@ def csv_header(emotions, genders) -> list[str]:
             + ["level_dbfs", "overflows", "dropped_windows", "source", "uncertain"])
 
 
+def _cell(x, digits: int) -> str:
+    """A number as a CSV cell; empty when missing or not finite (null in the JSON)."""
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and math.isfinite(x) else ""
+
+
 def csv_row(event: PredictionEvent, emotions, genders) -> list:
     def probs(d, labels):
-        return ["" if k not in d else f"{d[k]:.4f}" for k in labels]
+        return [_cell(d.get(k), 4) for k in labels]
 
-    return ([f"{event.t:.3f}", f"{event.wall:.3f}", int(event.speech), event.emotion or ""]
+    return ([_cell(event.t, 3), _cell(event.wall, 3), int(event.speech), event.emotion or ""]
             + probs(event.emotion_probs, emotions) + probs(event.emotion_probs_raw, emotions)
             + [event.gender or ""] + probs(event.gender_probs, genders)
-            + [f"{event.level_dbfs:.1f}", event.overflows, event.dropped_windows, event.source, int(event.uncertain)])
+            + [_cell(event.level_dbfs, 1), event.overflows, event.dropped_windows, event.source, int(event.uncertain)])

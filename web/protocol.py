@@ -3,6 +3,10 @@
 Every message is one JSON object (one websocket text frame) with ``"v": 1`` and a
 ``"type"`` of ``hello``, ``prediction``, ``stats`` or ``end``; see web/README.md and
 web/schema.json. This module has no I/O besides reading the schema file.
+
+It is the one owner of the wire format: the message version, the encoder and its NaN policy
+(non-finite numbers are sent as null), and the labels' colours. streamer.events encodes its
+events here, for stdout (JSONL) as for the websocket.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ from typing import Any
 PROTOCOL_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
-# Fallbacks only: the caller's ``hello`` (from the model card) is the source of truth.
-DEFAULT_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-DEFAULT_GENDER_LABELS = ("female", "male")
-DEFAULT_COLORS = {
+# The colour of each label, wherever labels are drawn: the page (sent in ``hello``), the terminal dashboard and
+# viewer, the benchmark report. The labels themselves come from the models (``hello`` carries them).
+LABEL_COLORS = {
     "neutral": "#a3acb9",
     "happy": "#f2c94c",
     "sad": "#4a90e2",
@@ -28,6 +31,8 @@ DEFAULT_COLORS = {
     "fearful": "#9b6ddf",
     "disgust": "#5fb55a",
     "surprised": "#f2994a",
+    "female": "#e58fd8",
+    "male": "#3fa7f0",
 }
 _SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#8c564b", "#7f7f7f")
 
@@ -43,14 +48,14 @@ def server_version() -> str:
 def build_hello(hello: dict, *, history_seconds: float, stats_interval_s: float, session: str) -> dict:
     """Merge the caller's hello fields over the defaults.
 
-    The caller wins for every field except ``v`` and ``type``; labels without a colour
-    get a spare one so the page never has to invent colours.
+    The caller wins for every field except ``v`` and ``type``; it must give the ``labels`` (the
+    model's). Labels without a colour get a spare one so the page never has to invent colours.
     """
     if not isinstance(hello, dict):
         raise ValueError(f"hello must be a dict, got {type(hello).__name__}")
     msg: dict[str, Any] = {
-        "labels": list(DEFAULT_LABELS),
-        "gender_labels": list(DEFAULT_GENDER_LABELS),
+        "labels": [],
+        "gender_labels": [],
         "colors": {},
         "config": {},
         "model_card": {},
@@ -66,16 +71,20 @@ def build_hello(hello: dict, *, history_seconds: float, stats_interval_s: float,
     if not isinstance(labels, (list, tuple)) or not labels or not all(isinstance(x, str) for x in labels):
         raise ValueError("hello['labels'] must be a non-empty list of strings")
     msg["labels"] = list(labels)
+    genders = msg["gender_labels"]
+    if not isinstance(genders, (list, tuple)) or not all(isinstance(x, str) for x in genders):
+        raise ValueError("hello['gender_labels'] must be a list of strings")
+    msg["gender_labels"] = list(genders)
     colors = dict(msg.get("colors") or {})
     spare = iter(_SPARE_COLORS * (1 + len(labels) // len(_SPARE_COLORS)))
-    for label in labels:
-        colors.setdefault(label, DEFAULT_COLORS.get(label) or next(spare))
+    for label in [*labels, *genders]:
+        colors.setdefault(label, LABEL_COLORS.get(label) or next(spare))
     msg["colors"] = colors
     return msg
 
 
 def encode(message: dict) -> str:
-    """Compact JSON text for one message.
+    """Compact JSON text for one message (the websocket's and the JSONL output's).
 
     Non-finite floats (NaN, ±inf) are not valid JSON and would break ``JSON.parse`` in
     the page, so they are sent as null instead of failing the whole stream.

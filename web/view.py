@@ -21,7 +21,7 @@ from rich.text import Text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidStatus, InvalidURI
 
-from web.protocol import DEFAULT_COLORS, DEFAULT_LABELS
+from web.protocol import LABEL_COLORS
 
 __all__ = ["view", "ViewState", "render", "normalize_url", "EXIT_OK", "EXIT_LOST", "EXIT_REFUSED", "EXIT_UNREACHABLE"]
 
@@ -36,8 +36,8 @@ class ViewState:
     """What the terminal shows; updated in place by each message."""
 
     url: str = ""
-    labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
-    colors: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_COLORS))
+    labels: list[str] = field(default_factory=list)  # the model's, from hello
+    colors: dict[str, str] = field(default_factory=lambda: dict(LABEL_COLORS))
     model: str = ""
     last: dict | None = None
     stats: dict | None = None

@@ -133,9 +133,7 @@ def cmd_live(args) -> int:
                           on_event=(lambda e: print(e.to_json(), flush=True)) if args.jsonl else (lambda e: None))
         else:
             summary = _run_dashboard(source, pipeline, kind, args, recorder, messages)
-    print(f"stopped ({summary.stopped_by}): {summary.audio_seconds:.1f} s of audio, {summary.events} events, "
-          f"{summary.speech_events} with speech, {summary.overflows} input overflows, "
-          f"{summary.dropped_windows} dropped windows", file=sys.stderr)
+    print(summary.describe(), file=sys.stderr)
     if args.record_session:
         print(f"session audio written to {args.record_session}", file=sys.stderr)
     if warning := summary.clipping_warning("input"):

@@ -79,8 +79,20 @@ class Dashboard:
         compute = sum(e.timings_ms.values())
         footer = Text(f"t={e.t:7.1f}s  compute {compute:5.2f} ms/hop  delay {self.delay_ms:4.0f} ms  "
                       f"overflows {e.overflows}  "
-                      f"dropped windows {e.dropped_windows}", style="grey62")
+                      f"dropped windows {e.dropped_windows}" + _losses(e), style="grey62")
+        if e.gap:
+            vad = Text(" CAPTURE GAP (device lost) ", style="bold black on grey62")
         parts = [head, bars, Text.assemble(vad, "  ", level), Text("history ").append(self._sparkline()), footer]
         if self.message:
             parts.append(Text(self.message, style="yellow"))
         return Panel(Group(*parts), title=title, subtitle="Ctrl-C to stop")
+
+
+def _losses(e: PredictionEvent) -> str:
+    """The capture-loss counters, once any is non-zero (a clean run's footer stays short)."""
+    parts = []
+    if e.gaps:
+        parts.append(f"capture gaps {e.gaps} ({e.gap_seconds:.1f} s)")
+    if e.overrun_seconds:
+        parts.append(f"capture overwritten {e.overrun_seconds:.2f} s")
+    return "".join(f"  {p}" for p in parts)

@@ -33,6 +33,15 @@ class PredictionEvent:
     # The label's smoothed probability is below the model's calibrated "uncertain" threshold: the monitor
     # shows the label as a guess, not a finding (emotion is still the leading label, for the timeline).
     uncertain: bool = False
+    # Capture losses, so that every consumer (JSONL, the page, the dashboard) sees them: ``gap`` marks a hop
+    # whose window ends inside a capture gap (the input device was lost; its audio is zeros standing in for
+    # the outage, so ``t`` keeps real time); the run's totals so far: outages (``gaps``) and their length
+    # (``gap_seconds``), and ``overrun_seconds`` of captured audio overwritten because processing fell behind
+    # the capture ring. Optional in the schema (v1 readers that do not know them still read the event).
+    gap: bool = False
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    overrun_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         # Shallow on purpose: dataclasses.asdict deep-copies every nested dict (~50 µs per event); the dicts

@@ -1,6 +1,7 @@
 """Drive a source through the pipeline: the loop shared by `live`, `file`, `predict`, `serve` and the benchmark."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,20 @@ class RunSummary:
     dropped_windows: int
     stopped_by: str  # "end" | "duration" | "interrupt" | "stopped"
     clipped_fraction: float = 0.0  # share of samples at full scale: the input level is too high
+    gaps: int = 0  # input-device outages, each a gap of zeros in the stream (t keeps real time)
+    gap_seconds: float = 0.0
+    overrun_seconds: float = 0.0  # captured audio overwritten because processing fell behind the capture ring
+
+    def describe(self) -> str:
+        """The one-line account printed when a live run stops: what it saw and everything it lost."""
+        line = (f"stopped ({self.stopped_by}): {self.audio_seconds:.1f} s of audio, {self.events} events, "
+                f"{self.speech_events} with speech, {self.overflows} input overflows, "
+                f"{self.dropped_windows} dropped windows")
+        if self.gaps:
+            line += f", {self.gaps} capture gap{'s' if self.gaps > 1 else ''} ({self.gap_seconds:.2f} s)"
+        if self.overrun_seconds:
+            line += f", {self.overrun_seconds:.2f} s overwritten in the capture buffer"
+        return line
 
     def clipping_warning(self, name: str) -> str | None:
         """A one-line warning when more than 0.1 % of the samples are clipped, else None."""
@@ -95,10 +110,13 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
     """Push every block of ``source`` through ``pipeline``; call ``on_event(event)`` for each hop.
 
     Ctrl-C ends the run cleanly (the summary says so); the recorder, if any, has every block written.
-    ``stop`` (a threading.Event) ends it from another thread.
+    ``stop`` (a threading.Event) ends it from another thread. Gap blocks (zeros standing in for a lost
+    input device, see MicSource) go through like audio, so ``t``, the recording and ``duration`` keep real
+    time; the events of their hops say ``gap``, and every event carries the source's loss counters.
     """
     seconds, n_events, n_speech, stopped = 0.0, 0, 0, "end"
     overflows, clipped, n_samples = 0, 0, 0
+    losses = _Losses(source)
     try:
         for block in source:
             if recorder is not None:
@@ -106,7 +124,8 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
             overflows = int(getattr(source, "overflows", 0))
             clipped += int(np.count_nonzero(np.abs(block.samples) >= _CLIP_LEVEL))
             n_samples += block.samples.shape[0]
-            for event in pipeline.push(block.samples, wall_end=block.wall, overflows=overflows):
+            for event in losses.mark(pipeline.push(block.samples, wall_end=block.wall, overflows=overflows),
+                                     gap=getattr(block, "gap", False)):
                 n_events += 1
                 n_speech += event.speech
                 on_event(event)
@@ -123,7 +142,27 @@ def run(source, pipeline: Pipeline, *, on_event, duration: float | None = None, 
         stopped = "interrupt"
     return RunSummary(audio_seconds=round(seconds, 3), events=n_events, speech_events=n_speech,
                       overflows=overflows, dropped_windows=pipeline.dropped_windows, stopped_by=stopped,
-                      clipped_fraction=clipped / max(n_samples, 1))
+                      clipped_fraction=clipped / max(n_samples, 1), **losses.totals())
+
+
+class _Losses:
+    """The source's capture-loss counters (MicSource's; other sources lose nothing), stamped on events."""
+
+    def __init__(self, source):
+        self._source = source
+
+    def totals(self) -> dict:
+        s = self._source
+        return {"gaps": int(getattr(s, "gaps", 0)), "gap_seconds": round(float(getattr(s, "gap_seconds", 0.0)), 3),
+                "overrun_seconds": round(float(getattr(s, "overrun_seconds", 0.0)), 3)}
+
+    def mark(self, events: list, *, gap: bool) -> list:
+        if not events:
+            return events
+        totals = self.totals()
+        if not gap and not any(totals.values()):
+            return events  # nothing lost so far: the pipeline's events as they are (the common case)
+        return [dataclasses.replace(e, gap=bool(gap), **totals) for e in events]
 
 
 @dataclass(frozen=True)

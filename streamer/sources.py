@@ -63,6 +63,8 @@ class Block:
     wall    : unix time at which the last sample was captured (end of the block)
     source  : "mic" | "file" | "demo"
     sr      : sample rate of ``samples`` (the pipeline rate, 16 kHz by default)
+    gap     : True when nothing was captured in this block's time (the input device was lost): the
+              samples are zeros standing in for the outage, so that ``t`` and recordings keep real time
     """
 
     samples: np.ndarray
@@ -70,6 +72,7 @@ class Block:
     wall: float
     source: str
     sr: int = PIPELINE_SR
+    gap: bool = False
 
     @property
     def duration(self) -> float:
@@ -245,6 +248,19 @@ def list_input_devices() -> list[DeviceInfo]:
 # --------------------------------------------------------------------------- microphone
 
 
+@dataclass(frozen=True)
+class _Outage:
+    """A lost device's clock: t of the first sample not delivered, and t - wall of the old stream."""
+
+    t0: float
+    t_minus_wall: float
+    latency: float
+
+    def block_wall(self, t_end: float) -> float:
+        """Unix time at which a sample at ``t_end`` would have been captured (for the gap blocks)."""
+        return t_end - self.t_minus_wall - self.latency
+
+
 class MicSource(_Source):
     """Live microphone: PortAudio callback -> RingBuffer -> mono -> soxr (streaming) -> Blocks.
 
@@ -254,7 +270,7 @@ class MicSource(_Source):
     ``status.input_overflow``; everything else happens in the iterating thread.
 
     Clocks: ``t_start`` counts captured samples (jumping forward over samples lost to
-    overruns or to a device outage, so it stays on real time). ``wall`` is computed from
+    overruns, so it stays on real time). ``wall`` is computed from
     ``time.time()`` at the moment the ring buffer is drained minus the audio still queued
     after the block's end, minus the stream's reported input latency; PortAudio's ADC
     timestamps are not used because reading them would add work to the callback. Error:
@@ -263,8 +279,12 @@ class MicSource(_Source):
     Device loss: if the stream goes inactive, PortAudio raises, or no callback arrives for
     ``stall_seconds`` (3 s before the very first one), the device is reopened (re-enumerating
     devices) every 0.5 s for ``retry_seconds``; each attempt is reported through
-    ``on_message``; then :class:`DeviceLost` is raised. Samples pending at the loss (< 1 block)
-    are discarded.
+    ``on_message``; then :class:`DeviceLost` is raised. When the device comes back, the outage
+    (from the last sample delivered to the new stream's first captured one, on the wall clock) is
+    delivered as blocks of zeros flagged ``gap=True`` before the new audio, so the stream's
+    ``t``, a session recording and a ``--duration`` stay on real time; ``gaps`` and
+    ``gap_seconds`` count them. The gap is a whole number of blocks (rounded: ``t`` stays within
+    half a block of the wall clock). Samples pending at the loss (< 1 block) are part of the gap.
 
     Parameters
     ----------
@@ -303,8 +323,13 @@ class MicSource(_Source):
         self._lost_since: float | None = None
         self._pending = _Reblocker(self._frames)
         self._device_name: str | None = None
+        self._gaps, self._gap_blocks = 0, 0  # outages delivered as zero blocks, and those blocks
+        self._gap_left, self._gap_t = 0, 0.0  # zero blocks still to deliver, t of the next one
+        self._gap_wall: Callable[[float], float] = time.time  # t -> wall for gap blocks (set per outage)
+        self._outage: _Outage | None = None  # from a loss until the reopened stream delivers audio
+        self._overrun_base_s = 0.0  # overrun seconds of rings replaced on reopen
         try:
-            self._open(seg_t0=0.0)
+            self._open(resume=False)
         except self._sd.PortAudioError as exc:  # e.g. busy or unplugged between listing and opening
             raise NoInputDevice(f"cannot open input device {device!r}: {exc}") from exc
 
@@ -319,6 +344,22 @@ class MicSource(_Source):
         """Input frames overwritten in the ring buffer because this consumer fell behind."""
         ring = self._ring.overrun_samples if self._ring is not None else 0
         return self._overrun_base + ring
+
+    @property
+    def overrun_seconds(self) -> float:
+        """``overrun_samples`` in seconds of audio (the device rate may change on reopen)."""
+        ring = self._ring.overrun_samples / self._rate if self._ring is not None else 0.0
+        return self._overrun_base_s + ring
+
+    @property
+    def gaps(self) -> int:
+        """Device outages delivered as gap blocks (zeros) so far."""
+        return self._gaps
+
+    @property
+    def gap_seconds(self) -> float:
+        """Total length of the gap blocks delivered so far (zeros standing in for outages)."""
+        return self._gap_blocks * self._frames / self._sr
 
     @property
     def device_name(self) -> str:
@@ -353,7 +394,8 @@ class MicSource(_Source):
         raise NoInputDevice(f"input device {info['name']!r} accepts neither {self._sr} Hz nor "
                             f"its default {info['default_samplerate']:g} Hz")
 
-    def _open(self, *, seg_t0: float) -> None:
+    def _open(self, *, resume: bool) -> None:
+        """Open the device (again); ``resume``: after a loss, continuing the stream clock."""
         sd = self._sd
         # After a loss, prefer the exact device we had (indices change on re-enumeration).
         spec = self._device_name if self._device_name is not None else self._spec
@@ -368,6 +410,7 @@ class MicSource(_Source):
         capacity = max(int(self._ring_seconds * rate), self._frames)
         if self._ring is not None:
             self._overrun_base += self._ring.overrun_samples
+            self._overrun_base_s += self._ring.overrun_samples / self._rate
         if self._ring is None or (self._ring.capacity, self._ring.channels) != (capacity, channels):
             self._ring = RingBuffer(capacity, channels=channels)
         else:
@@ -387,6 +430,9 @@ class MicSource(_Source):
         except Exception:
             stream.close()
             raise
+        # After a loss, the new segment's t is known only once its first audio arrives (_end_outage): a
+        # PulseAudio stream may start capturing well after start() returns.
+        seg_t0 = self._outage.t0 if resume else 0.0
         self._stream = stream
         self._stream_latency = float(stream.latency)
         self._device_name = info["name"]
@@ -400,6 +446,26 @@ class MicSource(_Source):
         self._pending_t0 = seg_t0
         self._anchor_wall, self._anchor_t_end = time.time(), seg_t0
         self._last_progress = time.monotonic()
+
+    def _end_outage(self, *, now: float, frames: int) -> None:
+        """The reopened stream delivered its first ``frames`` (drained at ``now``): queue the outage as
+        zero blocks and start the new segment's clock right after them."""
+        outage, self._outage = self._outage, None
+        first_wall = now - frames / self._rate  # capture time of the first new sample
+        t_first = first_wall + outage.t_minus_wall  # on the old stream's clock
+        n = max(0, round((t_first - outage.t0) * self._sr / self._frames))
+        if n:
+            self._gaps += 1
+            self._gap_blocks += n
+        self._gap_left, self._gap_t, self._gap_wall = n, outage.t0, outage.block_wall
+        self._seg_t0 = self._pending_t0 = outage.t0 + n * self._frames / self._sr
+
+    def _gap_block(self) -> Block:
+        t_start = self._gap_t
+        self._gap_t += self._frames / self._sr
+        self._gap_left -= 1
+        return Block(samples=np.zeros(self._frames, np.float32), t_start=t_start,
+                     wall=self._gap_wall(self._gap_t), source="mic", sr=self._sr, gap=True)
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -419,6 +485,8 @@ class MicSource(_Source):
         if self._closed:
             raise StopIteration
         while True:
+            if self._gap_left:
+                return self._gap_block()
             samples = self._pending.pop()
             if samples is not None:
                 return self._make_block(samples)
@@ -432,6 +500,8 @@ class MicSource(_Source):
         if x.shape[0] == 0:
             return False
         now = time.time()
+        if self._outage is not None:
+            self._end_outage(now=now, frames=x.shape[0])
         drops = self._ring.overrun_samples - self._ring_drops_seen
         self._ring_drops_seen += drops
         self._seg_drop_s += drops / self._rate
@@ -476,9 +546,10 @@ class MicSource(_Source):
             self._lost_since = time.monotonic()
         deadline = self._lost_since + self._retry_s
         name = self._device_name
+        if self._outage is None:  # (not when a reopened stream died before delivering anything)
+            self._outage = _Outage(t0=self._pending_t0, t_minus_wall=self._anchor_t_end - self._anchor_wall,
+                                   latency=self._stream_latency)
         self._close_stream()
-        # Stream time keeps running through the outage so t stays aligned with wall time.
-        seg_t0 = self._anchor_t_end + (time.time() - self._anchor_wall)
         lost = f"input device {name!r} lost ({reason})"
         attempt = 0
         while True:
@@ -491,7 +562,7 @@ class MicSource(_Source):
             self._message(f"{status}; retrying (attempt {attempt}, {remaining:.1f} s left)")
             try:
                 rescan_devices()
-                self._open(seg_t0=seg_t0)
+                self._open(resume=True)  # stream time runs on through the outage (see _end_outage)
                 return
             except (self._sd.PortAudioError, NoInputDevice, OSError, ValueError) as exc:
                 reason = " ".join(str(exc).split())

@@ -105,6 +105,7 @@ async def serve(
     max_client_backlog_bytes: int = DEFAULT_MAX_CLIENT_BACKLOG_BYTES,
     max_client_lag_s: float = DEFAULT_MAX_CLIENT_LAG_S,
     lag_probe_interval_s: float = DEFAULT_LAG_PROBE_INTERVAL_S,
+    events_dropped: Callable[[], int] | None = None,
 ) -> None:
     """Serve the page and broadcast ``events`` to every viewer until cancelled.
 
@@ -125,6 +126,9 @@ async def serve(
         max_client_lag_s: seconds a viewer may be behind (unanswered probe) before it is
             disconnected.
         lag_probe_interval_s: period of each viewer's lag probe (a websocket ping).
+        events_dropped: how many events the producer dropped before they reached ``events``
+            (e.g. web.bridge.EventBridge's ``dropped``); read on the event loop at every
+            ``stats`` message and shown there as ``events_dropped``.
 
     When ``events`` is exhausted an ``end`` message is broadcast and the server keeps
     running (viewers keep the history) until the task is cancelled. An exception from
@@ -138,7 +142,7 @@ async def serve(
                             session=secrets.token_hex(8))
     hub = _Hub(hello_text=encode(hello_msg), history_seconds=history_seconds,
                max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
-               lag_probe_interval_s=lag_probe_interval_s)
+               lag_probe_interval_s=lag_probe_interval_s, events_dropped=events_dropped)
     gate = _Gate(token=token, loopback=is_loopback_host(host))
     # ping_interval=None: the hub's lag probe is the keepalive (a dead peer never answers it either).
     # compression=None: per-message deflate compresses every event once per viewer (about 40 us each,
@@ -222,7 +226,8 @@ class _Hub:
     """Viewers, bounded history and counters; all methods run on the event loop."""
 
     def __init__(self, *, hello_text: str, history_seconds: float, max_client_backlog_bytes: int,
-                 max_client_lag_s: float, lag_probe_interval_s: float):
+                 max_client_lag_s: float, lag_probe_interval_s: float,
+                 events_dropped: Callable[[], int] | None = None):
         self.hello_text = hello_text
         self.history_seconds = history_seconds
         self.max_client_backlog_bytes = max_client_backlog_bytes
@@ -237,6 +242,9 @@ class _Hub:
         self.slow_disconnects = 0
         self.dropped_windows = 0
         self.overflows = 0
+        # The stream's capture losses, as its latest event reports them (see streamer.events.PredictionEvent).
+        self.losses = {"gaps": 0, "gap_seconds": 0.0, "overrun_seconds": 0.0}
+        self._events_dropped = events_dropped
         self._latencies_ms: deque[float] = deque(maxlen=_LATENCY_SAMPLES_MAX)
 
     def publish(self, event: dict) -> None:
@@ -262,6 +270,10 @@ class _Hub:
             self._latencies_ms.append((time.time() - wall) * 1000.0)
         self.dropped_windows = int(event.get("dropped_windows") or 0)
         self.overflows = int(event.get("overflows") or 0)
+        for key in self.losses:
+            value = event.get(key)
+            if isinstance(value, (int, float)) and value >= 0:
+                self.losses[key] = value
 
     def finish(self, *, reason: str) -> None:
         self.end_text = encode(end_message(reason=reason))
@@ -306,11 +318,12 @@ class _Hub:
         """A ``stats`` message; latency percentiles cover events since the previous call."""
         lat = sorted(self._latencies_ms)
         self._latencies_ms.clear()
-        return stats_message(
+        return stats_message(  # plus every loss counter, so the page shows them all
             viewers=len(self.clients), dropped_windows=self.dropped_windows, overflows=self.overflows,
             latency_p50_ms=_percentile(lat, 50), latency_p95_ms=_percentile(lat, 95), sent=self.sent,
             slow_disconnects=self.slow_disconnects,
-            max_backlog_bytes=max((_backlog_bytes(ws) for ws in self.clients), default=0))
+            max_backlog_bytes=max((_backlog_bytes(ws) for ws in self.clients), default=0),
+        ) | self.losses | {"events_dropped": int(self._events_dropped()) if self._events_dropped else 0}
 
     async def run_stats(self, interval_s: float) -> None:
         while True:

@@ -10,6 +10,8 @@
   const COMPARE_REDRAW_MS = 1000;  // session means change slowly
   const MFCC_FIRST = 1;            // c0 tracks energy and would flatten the other coefficients
   const LEVEL_FLOOR_DB = -60;
+  const GAP_JUMP_S = 1.0;          // consecutive events further apart than this in t: a gap in the stream
+  const GAP_FILL = "#5a6678";      // capture gaps (the input device was lost): darker than "no speech"
 
   const token = new URLSearchParams(location.search).get("token");
   const wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" +
@@ -35,6 +37,7 @@
       k, start: 0, end: 0,
       t: new Float64Array(2 * CAPACITY),
       speech: new Uint8Array(2 * CAPACITY),
+      gap: new Uint8Array(2 * CAPACITY),
       p: new Float32Array(2 * CAPACITY * k),
     };
   }
@@ -45,13 +48,14 @@
     }));
   }
 
-  function pushPoint(s, t, speech, probs) {
+  function pushPoint(s, t, speech, gap, probs) {
     if (s.end > s.start && t < s.t[s.end - 1]) { s.start = s.end = 0; }  // source restarted
     if (s.end === 2 * CAPACITY) {
       const keep = CAPACITY - 1;
       const from = s.end - keep;
       s.t.copyWithin(0, from, s.end);
       s.speech.copyWithin(0, from, s.end);
+      s.gap.copyWithin(0, from, s.end);
       s.p.copyWithin(0, from * s.k, s.end * s.k);
       s.start = Math.max(0, s.start - from);
       s.end = keep;
@@ -59,6 +63,7 @@
     const i = s.end++;
     s.t[i] = t;
     s.speech[i] = speech ? 1 : 0;
+    s.gap[i] = gap ? 1 : 0;
     for (let k = 0; k < s.k; k++) s.p[i * s.k + k] = probs[k];
     while (s.t[s.start] < t - MAX_SPAN_S) s.start++;
     if (s.end - s.start > CAPACITY) s.start = s.end - CAPACITY;
@@ -113,7 +118,7 @@
     }
     // Non-speech hops are gaps on the timeline whatever probabilities they carry.
     const speech = ev.speech === true && ev.emotion != null;
-    pushPoint(series, ev.t, speech, probs);
+    pushPoint(series, ev.t, speech, ev.gap === true, probs);
     if (speech) { aggregate(ev); compareDirty = true; }
     last = ev;
     setStreamState(null);
@@ -145,6 +150,10 @@
       `sent ${msg.sent}`,
     ];
     if (msg.overflows) parts.push(`overflows ${msg.overflows}`);
+    // Every loss counter is shown once it is non-zero.
+    if (msg.gaps) parts.push(`capture gaps ${msg.gaps} (${Number(msg.gap_seconds || 0).toFixed(1)} s)`);
+    if (msg.overrun_seconds) parts.push(`capture overwritten ${Number(msg.overrun_seconds).toFixed(2)} s`);
+    if (msg.events_dropped) parts.push(`events dropped ${msg.events_dropped}`);
     if (msg.slow_disconnects) parts.push(`slow viewers dropped ${msg.slow_disconnects}`);
     document.getElementById("stats").textContent = parts.join("  ·  ");
   }
@@ -254,6 +263,9 @@
     const ns = el.append("span").attr("class", "item");
     ns.append("span").attr("class", "swatch nonspeech");
     ns.append("span").attr("class", "muted").text("no speech");
+    const gp = el.append("span").attr("class", "item");
+    gp.append("span").attr("class", "swatch").style("background", GAP_FILL);
+    gp.append("span").attr("class", "muted").text("capture gap");
   }
 
   // Timeline: static skeleton built once; each frame only rewrites path "d" attributes.
@@ -263,6 +275,7 @@
     const root = svg.append("g");
     const grid = root.append("g");
     const band = root.append("path").attr("class", "nonspeech-band");
+    const gapBand = root.append("path").attr("class", "gap-band").attr("fill", GAP_FILL).attr("fill-opacity", 0.55);
     const areas = root.append("g");
     const xAxis = root.append("g").attr("class", "axis");
     const yAxis = root.append("g").attr("class", "axis");
@@ -270,7 +283,7 @@
       .attr("dy", "1em").text("paused").attr("display", "none");
     const empty = root.append("text").attr("class", "muted").attr("text-anchor", "middle")
       .style("fill", "var(--muted)").text("waiting for speech events…");
-    return { svg, margin, root, grid, band, areas, xAxis, yAxis, pausedTag, empty, width: 0, height: 0 };
+    return { svg, margin, root, grid, band, gapBand, areas, xAxis, yAxis, pausedTag, empty, width: 0, height: 0 };
   })();
 
   function layoutTimeline() {
@@ -304,20 +317,21 @@
   function decimate(s, i0, i1, t0, t1, maxVertices) {
     const n = i1 - i0, k = s.k;
     const nb = Math.min(n, maxVertices);
-    const vt = new Float64Array(nb), vs = new Uint8Array(nb), vp = new Float32Array(nb * k);
+    const vt = new Float64Array(nb), vs = new Uint8Array(nb), vg = new Uint8Array(nb), vp = new Float32Array(nb * k);
     if (n <= maxVertices) {
       for (let j = 0; j < n; j++) {
         const i = i0 + j;
-        vt[j] = s.t[i]; vs[j] = s.speech[i];
+        vt[j] = s.t[i]; vs[j] = s.speech[i]; vg[j] = s.gap[i];
         for (let c = 0; c < k; c++) vp[j * k + c] = s.p[i * k + c];
       }
-      return { n: nb, t: vt, speech: vs, p: vp };
+      return { n: nb, t: vt, speech: vs, gap: vg, p: vp };
     }
     const cnt = new Uint32Array(nb), spc = new Uint32Array(nb);
     const dt = (t1 - t0) / nb || 1;
     for (let i = i0; i < i1; i++) {
       const b = Math.min(nb - 1, Math.max(0, Math.floor((s.t[i] - t0) / dt)));
       cnt[b]++; vt[b] += s.t[i];
+      if (s.gap[i]) vg[b] = 1;  // a bucket with any gap point shows the gap (it must not vanish when zoomed out)
       if (s.speech[i]) {
         spc[b]++;
         for (let c = 0; c < k; c++) vp[b * k + c] += s.p[i * k + c];
@@ -328,10 +342,11 @@
       if (!cnt[b]) continue;
       vt[m] = vt[b] / cnt[b];
       vs[m] = spc[b] * 2 >= cnt[b] ? 1 : 0;
+      vg[m] = vg[b];
       for (let c = 0; c < k; c++) vp[m * k + c] = spc[b] ? vp[b * k + c] / spc[b] : 0;
       m++;
     }
-    return { n: m, t: vt, speech: vs, p: vp };
+    return { n: m, t: vt, speech: vs, gap: vg, p: vp };
   }
 
   function drawTimeline() {
@@ -379,6 +394,8 @@
       d += `M${xa.toFixed(1)},0H${Math.max(xb, xa + 1).toFixed(1)}V${tl.innerH}H${xa.toFixed(1)}Z`;
     }
     tl.band.attr("d", d || null);
+    const gaps = gapRuns(v, x);
+    tl.gapBand.attr("d", gaps.d || null);
     tl.empty.attr("display", hasData ? "none" : null);
 
     emo.drawnPoints = i1 - i0;
@@ -386,8 +403,26 @@
     emo.lastT = i1 > i0 ? s.t[i1 - 1] : null;
     svgNode.dataset.points = String(i1 - i0);
     svgNode.dataset.vertices = String(v.n);
+    svgNode.dataset.gaps = String(gaps.runs);
     svgNode.dataset.lastT = emo.lastT === null ? "" : String(emo.lastT);
     svgNode.dataset.windowS = String(windowS);
+  }
+
+  // Capture gaps: runs of gap-flagged vertices, and jumps in t (a source that skips its outages).
+  function gapRuns(v, x) {
+    let d = "", runs = 0;
+    const rect = (xa, xb) => {
+      runs++;
+      d += `M${xa.toFixed(1)},0H${Math.max(xb, xa + 2).toFixed(1)}V${tl.innerH}H${xa.toFixed(1)}Z`;
+    };
+    for (let j = 0; j < v.n; j++) {
+      if (j > 0 && v.t[j] - v.t[j - 1] > GAP_JUMP_S && !v.gap[j] && !v.gap[j - 1]) rect(x(v.t[j - 1]), x(v.t[j]));
+      if (!v.gap[j]) continue;
+      const a = j;
+      while (j + 1 < v.n && v.gap[j + 1]) j++;
+      rect(x(a > 0 ? v.t[a - 1] : v.t[a]), x(v.t[j]));
+    }
+    return { d, runs };
   }
 
   // ------------------------------------------------------------------ current state
@@ -406,7 +441,7 @@
     document.getElementById("gender").textContent = ev.gender
       ? `${ev.gender}${typeof gp[ev.gender] === "number" ? " (" + (100 * gp[ev.gender]).toFixed(0) + " %)" : ""}`
       : "—";
-    document.getElementById("speech").textContent = ev.speech ? "speech" : "no speech";
+    document.getElementById("speech").textContent = ev.gap ? "capture gap (device lost)" : (ev.speech ? "speech" : "no speech");
     document.getElementById("stream-t").textContent = `${fmtClock(ev.t)} (${ev.source || "?"})`;
     const lvl = typeof ev.level_dbfs === "number" ? ev.level_dbfs : null;
     document.getElementById("level-text").textContent = lvl === null ? "—" : `${lvl.toFixed(1)} dBFS`;

@@ -1,0 +1,110 @@
+"""Every loss counter reaches the user: capture gaps and overruns on the events, in the run summary, on the
+terminal dashboard and in the web ``stats`` message, with the events the web bridge dropped (issue 11)."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from rich.console import Console
+from websockets.asyncio.client import connect
+
+from streamer.dashboard import Dashboard
+from streamer.runner import run
+from streamer.sources import PIPELINE_SR, Block
+from tests.test_web import VALIDATOR, collect, running_server
+
+BLOCK = 320  # 20 ms
+
+
+class _ListSource:
+    """Blocks of noise with a stretch flagged as a capture gap (zeros), and the counters MicSource keeps."""
+
+    def __init__(self, *, seconds: float, gap: tuple[float, float]):
+        self.gaps, self.gap_seconds, self.overrun_seconds = 0, 0.0, 0.0
+        self._n, self._gap, self._wall0 = round(seconds * PIPELINE_SR / BLOCK), gap, time.time()
+        self._rng = np.random.default_rng(0)
+
+    def __iter__(self):
+        for i in range(self._n):
+            t = i * BLOCK / PIPELINE_SR
+            in_gap = self._gap[0] <= t < self._gap[1]
+            if in_gap and not self.gap_seconds:
+                self.gaps = 1
+                self.gap_seconds = self._gap[1] - self._gap[0]  # MicSource counts a gap when it queues it
+            samples = np.zeros(BLOCK, np.float32) if in_gap else (0.01 * self._rng.standard_normal(BLOCK)).astype(
+                np.float32)
+            yield Block(samples=samples, t_start=t, wall=self._wall0 + t + BLOCK / PIPELINE_SR, source="mic",
+                        gap=in_gap)
+        self.overrun_seconds = 0.25  # as if the ring had overwritten audio at the very end
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from streamer.runner import build_pipeline
+
+    return build_pipeline(source="mic", live=True)
+
+
+def test_run_marks_the_gap_hops_and_counts_every_loss(pipeline):
+    pipeline.reset()
+    events = []
+    summary = run(_ListSource(seconds=6.0, gap=(2.0, 3.5)), pipeline, on_event=events.append)
+    flagged = [e.t for e in events if e.gap]
+    assert flagged and min(flagged) > 2.0 and max(flagged) <= 3.5 + 1e-6
+    assert len(flagged) == 15  # every 100 ms hop that ends inside the 1.5 s gap
+    assert all(e.gaps == 1 and e.gap_seconds == 1.5 for e in events if e.t > 2.0)
+    assert not any(e.gaps for e in events if e.t <= 2.0)
+    assert (summary.gaps, summary.gap_seconds, summary.overrun_seconds) == (1, 1.5, 0.25)
+    line = summary.describe()
+    assert "1 capture gap (1.50 s)" in line and "0.25 s overwritten" in line
+    assert summary.audio_seconds == pytest.approx(6.0)
+    json.loads(events[-1].to_json())  # still one line of JSON
+
+
+def test_dashboard_shows_the_loss_counters(pipeline):
+    pipeline.reset()
+    events = []
+    run(_ListSource(seconds=4.0, gap=(1.0, 3.0)), pipeline, on_event=events.append)
+    dash = Dashboard(pipeline.emotions, pipeline.genders, source="mic")
+    for event in events:
+        dash.update(event)
+        if event.gap:
+            break
+    out = io.StringIO()
+    Console(file=out, width=160, color_system=None).print(dash.render())
+    text = out.getvalue()
+    assert "CAPTURE GAP" in text and "capture gaps 1 (2.0 s)" in text
+
+
+def _events_with_losses(n: int):
+    async def gen():
+        for i in range(n):
+            yield {"v": 1, "type": "prediction", "t": round(0.1 * i, 3), "wall": time.time(), "speech": False,
+                   "emotion": None, "emotion_probs": {}, "emotion_probs_raw": {}, "gender": None, "gender_probs": {},
+                   "level_dbfs": -60.0, "overflows": 0, "dropped_windows": 0, "timings_ms": {}, "source": "mic",
+                   "features": {}, "gap": 10 <= i < 30, "gaps": int(i >= 10), "gap_seconds": 2.0 if i >= 10 else 0.0,
+                   "overrun_seconds": 0.5 if i >= 30 else 0.0}
+            await asyncio.sleep(0.005)
+    return gen()
+
+
+def test_loss_counters_reach_stats():
+    async def main():
+        async with running_server(_events_with_losses(40), stats_interval_s=0.1,
+                                  events_dropped=lambda: 7) as (port, _):
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                msgs = await collect(ws, want_stats=1)
+                while msgs[-1]["type"] != "stats" or "end" not in [m["type"] for m in msgs]:
+                    msgs.append(json.loads(await ws.recv()))  # a stats message after the end
+                return msgs
+
+    msgs = asyncio.run(main())
+    for msg in msgs:
+        VALIDATOR.validate(msg)
+    assert sum(bool(m.get("gap")) for m in msgs if m["type"] == "prediction") == 20
+    last = [m for m in msgs if m["type"] == "stats"][-1]
+    assert (last["gaps"], last["gap_seconds"], last["overrun_seconds"], last["events_dropped"]) == (1, 2.0, 0.5, 7)

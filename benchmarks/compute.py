@@ -9,13 +9,13 @@ go to stdout; everything measured goes to OUT.json as per-hop lists (millisecond
 the parent's job.
 
 Per hop (one event): the live block size (20 ms) is pushed, and every push between two events is charged
-to the hop that emits the next event. Stages are timed by thin wrappers around the pipeline's parts
-(extractor, VAD, windower, descriptors) and by the pipeline's own ``timings_ms`` (pooling, both models,
-smoothing); "other" is the rest of ``push`` (speech ledger, level, event construction). Encode +
-broadcast is ``PredictionEvent.to_dict`` in the pipeline thread plus the web server's publish (encode once,
-history, backlog check, broadcast) to one real websocket viewer on loopback. Every span is also taken in
-thread CPU time (time.thread_time): on a busy machine the wall clock includes time slices lost to other
-processes, the CPU time does not.
+to the hop that emits the next event. Stages are the pipeline's own per-stage timings (each event's
+``timings_ms``: extractor, VAD, encoder, windowing per push, shared by the push's events; pooling, normalising,
+both models, smoothing, descriptors per window); "other" is the rest of ``push`` (speech ledger, level, event
+construction). Encode + broadcast is ``PredictionEvent.to_dict`` in the pipeline thread plus the web server's
+publish (encode once, history, backlog check, broadcast) to one real websocket viewer on loopback. Every span
+is also taken in thread CPU time (time.thread_time): on a busy machine the wall clock includes time slices lost
+to other processes, the CPU time does not.
 """
 from __future__ import annotations
 
@@ -28,47 +28,17 @@ from pathlib import Path
 import numpy as np
 
 SR = 16000
-PIPELINE_STAGES = ("vad", "features", "windowing", "pooling", "emotion", "gender", "smoothing", "descriptors",
-                   "other")
-_EVENT_TIMINGS = {"pooling": "pool", "emotion": "emotion", "gender": "gender", "smoothing": "smooth"}
-_WRAPPED_PARTS = {"features": "_fx", "vad": "_vad", "windowing": "_win"}
+PIPELINE_STAGES = ("vad", "features", "encoder", "windowing", "pooling", "normalise", "emotion", "gender",
+                   "smoothing", "descriptors", "other")
+# Stage -> key of the pipeline's timings_ms; the first four are per push (shared by that push's events).
+_EVENT_TIMINGS = {"features": "features", "vad": "vad", "encoder": "encoder", "windowing": "windows",
+                  "pooling": "pool", "normalise": "normalise", "emotion": "emotion", "gender": "gender",
+                  "smoothing": "smooth", "descriptors": "descriptors"}
+_PER_PUSH = ("features", "vad", "encoder", "windowing")
 
 
 def progress(task: str, done: int, total: int) -> None:
     print(f"PROGRESS {task} {done} {total}", flush=True)
-
-
-def default_pipeline(*, source: str = "file", live: bool = False):
-    """The shipped models in a Pipeline at their own window and hop (as `emotion-monitor` builds it)."""
-    from streamer.runner import build_pipeline
-
-    return build_pipeline(source=source, live=live)
-
-
-class _Timed:
-    """Wraps a callable and adds the seconds each call takes to ``seconds``."""
-
-    def __init__(self, fn):
-        self._fn, self.seconds = fn, 0.0
-
-    def __call__(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self._fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-
-def instrument(pipe) -> dict:
-    """Wrap the pipeline's parts in timers; {stage: timer}. A part the pipeline lacks is left to "other"."""
-    meters = {}
-    for stage, attr in _WRAPPED_PARTS.items():
-        if hasattr(pipe, attr):
-            part = getattr(pipe, attr)
-            meters[stage] = part.push = _Timed(part.push)   # instance attributes shadow the methods
-    if hasattr(pipe, "_descriptors"):
-        meters["descriptors"] = pipe._descriptors = _Timed(pipe._descriptors)
-    return meters
 
 
 def _warm(pipe, y: np.ndarray) -> None:
@@ -90,10 +60,11 @@ def _blocks(pipe, y: np.ndarray, min_hops: int, block: int):
 
 def measure_hops(pipe, y: np.ndarray, *, min_hops: int, block: int = 320) -> dict:
     """Stream ``y`` (looped) in live blocks until ``min_hops`` events: per-hop push cost (wall and CPU ms),
-    ``to_dict`` cost, speech flag and the events as JSON (for the broadcast part). No wrappers: the totals."""
+    ``to_dict`` cost, speech flag, the events as JSON (for the broadcast part) and, under "stages", each hop's
+    per-stage cost from the pipeline's timings."""
     _warm(pipe, y)
     rec = {"push_ms": [], "push_cpu_ms": [], "to_dict_ms": [], "to_dict_cpu_ms": [], "speech": [], "end_sample": [],
-           "events": []}
+           "events": [], "stages": {s: [] for s in (*PIPELINE_STAGES, "speech")}}
     pending, pending_cpu, pushed, total, total_cpu = 0.0, 0.0, 0, 0.0, 0.0
     for pushed, x in _blocks(pipe, y, min_hops, block):
         c0, t0 = time.thread_time(), time.perf_counter()
@@ -106,11 +77,13 @@ def measure_hops(pipe, y: np.ndarray, *, min_hops: int, block: int = 320) -> dic
             rec["push_ms"].append(pending / len(events) * 1e3)
             rec["push_cpu_ms"].append(pending_cpu / len(events) * 1e3)
             _record_event(rec, e)
+            _record_stages(rec["stages"], e, push_ms=pending / len(events) * 1e3, n_events=len(events))
         pending, pending_cpu = 0.0, 0.0
         if len(rec["push_ms"]) % 100 == 0:
-            progress("ours", len(rec["push_ms"]), 2 * min_hops)
+            progress("ours", len(rec["push_ms"]), min_hops)
         if len(rec["push_ms"]) >= min_hops:
             break
+    progress("ours", min_hops, min_hops)
     rec.update(audio_seconds=pushed / SR, push_total_ms=total * 1e3, push_total_cpu_ms=total_cpu * 1e3,
                hop_ms=pipe.config.hop_ms, window_ms=pipe.config.window_ms)
     return rec
@@ -127,37 +100,13 @@ def _record_event(rec: dict, e) -> None:
     rec["end_sample"].append(int(round(e.t * SR)))
 
 
-def measure_stages(pipe, y: np.ndarray, *, min_hops: int, block: int = 320) -> dict:
-    """The same stream through a pipeline with timers on its parts: {stage: per-hop ms}, and "speech".
-
-    A separate pass, so the timers' own overhead (well under a microsecond per call) stays out of the totals.
-    """
-    _warm(pipe, y)
-    meters = instrument(pipe)
-    rec = {s: [] for s in (*PIPELINE_STAGES, "speech")}
-    pending, marks, n = 0.0, {k: 0.0 for k in meters}, 0
-    for pushed, x in _blocks(pipe, y, min_hops, block):
-        t0 = time.perf_counter()
-        events = pipe.push(x, wall_end=float(pushed))
-        pending += time.perf_counter() - t0
-        if not events:
-            continue
-        share = {k: (m.seconds - marks[k]) / len(events) * 1e3 for k, m in meters.items()}
-        marks = {k: m.seconds for k, m in meters.items()}
-        for e in events:
-            stages = {s: share.get(s, 0.0) for s in (*_WRAPPED_PARTS, "descriptors")}
-            stages.update({s: float(e.timings_ms.get(k, 0.0)) for s, k in _EVENT_TIMINGS.items()})
-            stages["other"] = max(pending / len(events) * 1e3 - sum(stages.values()), 0.0)
-            for s in PIPELINE_STAGES:
-                rec[s].append(stages[s])
-            rec["speech"].append(bool(e.speech))
-        pending, n = 0.0, n + len(events)
-        if n % 100 == 0:
-            progress("ours", min_hops + n, 2 * min_hops)
-        if n >= min_hops:
-            break
-    progress("ours", 2 * min_hops, 2 * min_hops)
-    return rec
+def _record_stages(rec: dict, e, *, push_ms: float, n_events: int) -> None:
+    t = e.timings_ms
+    stages = {s: float(t.get(k, 0.0)) / (n_events if s in _PER_PUSH else 1) for s, k in _EVENT_TIMINGS.items()}
+    stages["other"] = max(push_ms - sum(stages.values()), 0.0)
+    for s in PIPELINE_STAGES:
+        rec[s].append(stages[s])
+    rec["speech"].append(bool(e.speech))
 
 
 async def publish_costs(texts: list[str], hello: dict) -> tuple[list[float], list[float]]:
@@ -243,15 +192,13 @@ def run(spec: dict) -> dict:
 
     import soundfile as sf
 
-    from streamer.pipeline import Pipeline
+    from streamer.runner import build_pipeline
 
     y, sr = sf.read(spec["wav"], dtype="float32")
     if sr != SR or y.ndim != 1:
         raise ValueError(f"{spec['wav']}: expected 16 kHz mono, got {sr} Hz shape {y.shape}")
-    pipe = default_pipeline(source="file", live=True)
+    pipe = build_pipeline(source="file", live=True)  # the shipped models at their own window and hop
     rec = measure_hops(pipe, y, min_hops=int(spec["min_hops"]))
-    twin = Pipeline(pipe.emotion_model, pipe.gender_model, config=pipe.config, source=pipe.source)
-    rec["stages"] = measure_stages(twin, y, min_hops=int(spec["min_hops"]))
     hello = {"labels": list(pipe.emotions), "gender_labels": list(pipe.genders)}
     rec["publish_ms"], rec["publish_cpu_ms"] = asyncio.run(publish_costs(rec.pop("events"), hello))
     hop = int(round(SR * pipe.config.hop_ms / 1000))

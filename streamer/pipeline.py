@@ -83,6 +83,10 @@ class _SpeechLedger:
 class Pipeline:
     """Push audio at ``feature_config.sr``; get one PredictionEvent per hop.
 
+    Each event's ``timings_ms`` is the pipeline's own per-stage cost (the hook benchmarks read): per push,
+    shared by the push's events, "features" (high-pass + extractor), "vad", "encoder", "windows"; per window,
+    "pool", "normalise", "emotion", "gender", "smooth" and "descriptors" (the latter five on speech only).
+
     The classifiers are objects with ``labels`` and ``predict_proba((n, D)) -> (n, C)``
     (models.onnx_model.OnnxClassifier in the product). encoder: the speech encoder whose per-frame states the
     classifiers were trained with (``push(enc_mel) -> states``, ``reset()``; models.encoder.StreamingEncoder),
@@ -169,13 +173,15 @@ class Pipeline:
         embed = None if self.encoder is None else self.encoder.push(frames.enc_mel)
         t3 = time.perf_counter()
         windows = self._win.push(frames, embed)
+        t4 = time.perf_counter()
         self.samples_in += samples.shape[0]
         self._due = self._next_due()
         keep = self.config.max_windows_per_push
         if keep and len(windows) > keep:
             self.dropped_windows += len(windows) - keep  # live: fell behind, show the present, count the rest
             windows = windows[-keep:]
-        shared = {"features": (t1 - t0) * 1e3, "vad": (t2 - t1) * 1e3}
+        # Per push, shared by the push's events (a push that completes two windows reports its cost in both).
+        shared = {"features": (t1 - t0) * 1e3, "vad": (t2 - t1) * 1e3, "windows": (t4 - t3) * 1e3}
         if self.encoder is not None:
             shared["encoder"] = (t3 - t2) * 1e3
         return [self._event(w, wall_end, overflows, shared) for w in windows]
@@ -218,12 +224,17 @@ class Pipeline:
             self._last_speech_t = win.t_end
             emotion, probs, raw, gender, gprobs = self._classify(win, vector, timings)
         uncertain = emotion is not None and probs[emotion] < self._uncertain_below
+        descriptors = {}
+        if speech:
+            t0 = time.perf_counter()
+            descriptors = self._descriptors(win)
+            timings["descriptors"] = (time.perf_counter() - t0) * 1e3
         return PredictionEvent(
             t=round(win.t_end, 4), wall=wall, speech=bool(speech), emotion=emotion, emotion_probs=probs,
             emotion_probs_raw=raw, gender=gender, gender_probs=gprobs, level_dbfs=self._level_dbfs(),
             overflows=int(overflows), dropped_windows=self.dropped_windows,
             timings_ms={k: round(v, 4) for k, v in timings.items()}, source=self.source,
-            features=self._descriptors(win) if speech else {}, uncertain=bool(uncertain))
+            features=descriptors, uncertain=bool(uncertain))
 
     def _classify(self, win: Window, vector: np.ndarray, timings: dict):
         t0 = time.perf_counter()

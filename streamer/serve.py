@@ -111,7 +111,8 @@ async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, t
     worker.start()
     try:
         await serve(bridge.events(), hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
-                    history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s)
+                    history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s,
+                    events_dropped=lambda: bridge.dropped)  # shown in stats, with the stream's own losses
     except OSError as exc:
         if listening:
             raise

@@ -108,3 +108,56 @@ def test_loss_counters_reach_stats():
     assert sum(bool(m.get("gap")) for m in msgs if m["type"] == "prediction") == 20
     last = [m for m in msgs if m["type"] == "stats"][-1]
     assert (last["gaps"], last["gap_seconds"], last["overrun_seconds"], last["events_dropped"]) == (1, 2.0, 0.5, 7)
+
+
+def test_events_the_bridge_dropped_reach_stats():
+    from web.bridge import EventBridge
+
+    async def main():
+        bridge = EventBridge(max_items=10)
+        async for event in _events_with_losses(15):
+            bridge.put(event)  # nothing consumes the bridge yet: beyond 10 waiting, the oldest are dropped
+        bridge.put(None)  # the end marker is an item too: 16 in all, 6 dropped
+        async with running_server(bridge.events(), stats_interval_s=0.1,
+                                  events_dropped=lambda: bridge.dropped) as (port, _):
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                msgs = await collect(ws, want_stats=1)
+        return bridge, msgs
+
+    bridge, msgs = asyncio.run(main())
+    assert bridge.dropped == 6
+    preds = [m for m in msgs if m["type"] == "prediction"]
+    stats = [m for m in msgs if m["type"] == "stats"]
+    assert len(preds) == 9 and stats[-1]["events_dropped"] == 6
+
+
+def test_page_draws_the_capture_gap_and_lists_the_losses():
+    from playwright.async_api import async_playwright, expect
+
+    from tests.test_web import BROWSER_ARGS
+
+    async def main():
+        async with running_server(_events_with_losses(60), stats_interval_s=0.2,
+                                  events_dropped=lambda: 3) as (port, _):
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                                  args=BROWSER_ARGS)
+                try:
+                    page = await browser.new_page(viewport={"width": 1200, "height": 900})
+                    errors = []
+                    page.on("pageerror", lambda e: errors.append(str(e)))
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    await expect(page.locator("#stream-state")).to_have_text("stream ended", timeout=20_000)
+                    svg = page.locator("#timeline")
+                    await expect(svg).to_have_attribute("data-points", "60", timeout=5_000)
+                    await expect(page.locator("#stats")).to_contain_text("events dropped 3", timeout=5_000)
+                    return {"gaps": await svg.get_attribute("data-gaps"),
+                            "band": await page.locator(".gap-band").get_attribute("d"),
+                            "stats": await page.locator("#stats").text_content(), "errors": errors}
+                finally:
+                    await browser.close()
+
+    got = asyncio.run(main())
+    assert got["errors"] == []
+    assert got["gaps"] == "1" and got["band"].count("M") == 1  # one band over the 20 flagged hops
+    assert "capture gaps 1 (2.0 s)" in got["stats"] and "capture overwritten 0.50 s" in got["stats"]

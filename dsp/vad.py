@@ -452,6 +452,15 @@ class StreamingVad:
     def lookahead_frames(self) -> int:
         return self.config.lookahead_frames
 
+    @property
+    def delay_frames(self) -> int:
+        """Frames by which final decisions trail the newest frame pushed: the decision lookahead."""
+        return self.config.lookahead_frames
+
+    def advance(self, *, samples: np.ndarray, frames: FeatureFrames) -> VadResult:
+        """The common VAD step (see ``make_vad``): this VAD reads the extractor's frames."""
+        return self.push(frames)
+
     def reset(self) -> None:
         """Forget the noise statistics and pending decisions; the next push must start at frame 0."""
         self._state = np.zeros(_N_STATE, dtype=np.float64)
@@ -570,6 +579,9 @@ class SileroVad:
 
     chunk_samples = 512
     context_samples = 64
+    # A frame's probability comes with the chunk holding its centre: up to 256 samples (1.6 frames) after the
+    # frame is complete.
+    probability_delay_frames = 2
 
     def __init__(self, config: VadConfig = SILERO_CONFIG, *, model_path=None,
                  feature_config: FeatureConfig = FeatureConfig()):
@@ -589,6 +601,15 @@ class SileroVad:
     @property
     def lookahead_frames(self) -> int:
         return self.config.lookahead_frames
+
+    @property
+    def delay_frames(self) -> int:
+        """Frames by which final decisions trail the newest frame pushed: chunk delay plus decision lookahead."""
+        return self.config.lookahead_frames + self.probability_delay_frames
+
+    def advance(self, *, samples: np.ndarray, frames: FeatureFrames) -> VadResult:
+        """The common VAD step (see ``make_vad``): this VAD reads the samples."""
+        return self.push(samples)
 
     def _get_session(self):
         if self._session is None:
@@ -666,3 +687,25 @@ class SileroVad:
         del self._chunk_probs[: max(0, keep_from - self._chunk_base)]
         self._chunk_base = max(self._chunk_base, keep_from)
         return probs
+
+
+# --------------------------------------------------------------------------------------------------
+# One interface for both backends
+
+VAD_BACKENDS = ("ours", "silero")
+
+
+def make_vad(backend: str, *, config: VadConfig | None = None, feature_config: FeatureConfig = FeatureConfig()):
+    """A streaming VAD of either backend, behind one interface: ``advance(samples=, frames=) -> VadResult``
+    (the same audio as samples and as the extractor's frames; each backend reads what it needs), ``flush()``,
+    ``reset()``, ``config`` and ``delay_frames`` (how far its final decisions trail the newest frame).
+
+    config: the decision parameters, applied to either backend; None takes the backend's tuned default
+    (VadConfig() for ours, SILERO_CONFIG for silero). Raises ModuleNotFoundError / FileNotFoundError when
+    silero's model is not installed.
+    """
+    if backend == "ours":
+        return StreamingVad(VadConfig() if config is None else config, feature_config=feature_config)
+    if backend == "silero":
+        return SileroVad(SILERO_CONFIG if config is None else config, feature_config=feature_config)
+    raise ValueError(f"VAD backend must be one of {VAD_BACKENDS}, got {backend!r}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -16,7 +16,7 @@ from dsp import FeatureConfig, StreamingFeatures
 from dsp.gate import SPEECH_GATE
 from dsp.highpass import HighPass
 from dsp.pooling import window_vector
-from dsp.vad import SileroVad, StreamingVad, VadConfig
+from dsp.vad import VAD_BACKENDS, VadConfig, make_vad
 from dsp.windows import FrameWindower, Window
 
 from models.calibration import apply_temperature
@@ -39,12 +39,12 @@ class PipelineConfig:
     label_hold_ms: float = 150.0
     reset_after_silence_s: float = 3.0  # a pause this long starts a new utterance: forget smoothed state
     max_windows_per_push: int = 0  # 0: keep all (file); n>0: live drop policy, keep the newest n
-    vad: VadConfig = field(default_factory=VadConfig)
+    vad: VadConfig | None = None  # decision parameters of the chosen backend; None: that backend's tuned default
     vad_backend: str = "ours"  # "ours" (default: meets the F1 goals, 0.07x silero's cost) or "silero" (better at 0 dB)
 
     def __post_init__(self) -> None:
-        if self.vad_backend not in ("ours", "silero"):
-            raise ValueError(f"vad_backend must be 'ours' or 'silero', got {self.vad_backend!r}")
+        if self.vad_backend not in VAD_BACKENDS:
+            raise ValueError(f"vad_backend must be one of {VAD_BACKENDS}, got {self.vad_backend!r}")
 
 
 _LEDGER_SLACK = 64   # frames the speech ledger keeps beyond the analysis window
@@ -101,11 +101,11 @@ class Pipeline:
         self.encoder = encoder
         self._hp = HighPass(sr=feature_config.sr)
         self._fx = StreamingFeatures(feature_config)
-        self._vad, self._vad_slack = _make_vad(config, feature_config)
+        self._vad = _make_vad(config, feature_config)
         self._win = FrameWindower(feature_config, window_ms=config.window_ms, hop_ms=config.hop_ms,
                                   min_window_ms=config.min_window_ms)
         self._ledger = _SpeechLedger(self._win.window_frames + _LEDGER_SLACK)
-        self._chunk = (_LEDGER_SLACK - self._vad.lookahead_frames - self._vad_slack - 1) * feature_config.hop_length
+        self._chunk = (_LEDGER_SLACK - self._vad.delay_frames - 1) * feature_config.hop_length
         self._emo = ExpSmoother(time_constant_s=config.time_constant_s)
         self._label = LabelHysteresis(self.emotions, margin=config.label_margin,
                                       min_hold_s=config.label_hold_ms / 1000.0)
@@ -166,7 +166,7 @@ class Pipeline:
         samples = self._hp.push(samples)
         frames = self._fx.push(samples)
         t1 = time.perf_counter()
-        vad = self._vad.push(samples if isinstance(self._vad, SileroVad) else frames)
+        vad = self._vad.advance(samples=samples, frames=frames)
         self._ledger.add(vad.start, vad.speech)
         self.speech_frames += int(np.count_nonzero(vad.speech))
         t2 = time.perf_counter()
@@ -204,9 +204,9 @@ class Pipeline:
         c, fc = self.config, self.feature_config
         timings = dict(shared)
         wall = wall_end - (self.samples_in - (win.end_frame * fc.hop_length + fc.n_fft)) / fc.sr
-        # Only decisions that are final for any block size: the VAD settles frame i once frame i + lookahead
-        # has arrived, so gate on frames up to end - lookahead (the VAD's own decision latency, 190 ms).
-        settled = win.end_frame - self._vad.lookahead_frames - self._vad_slack
+        # Only decisions that are final for any block size: the VAD settles frame i once frame i + delay
+        # has arrived, so gate on frames up to end - delay (the VAD's own decision latency, 190 ms for ours).
+        settled = win.end_frame - self._vad.delay_frames
         speech_frames = self._ledger.count(win.end_frame + 1 - win.n_frames, settled + 1)
         speech = bool(self._ledger.at(settled) and SPEECH_GATE.enough_speech(speech_frames, win.n_frames)
                       and speech_frames * 1000.0 * fc.hop_length / fc.sr >= c.min_speech_ms)
@@ -279,11 +279,9 @@ class Pipeline:
 
 
 def _make_vad(config: PipelineConfig, fc: FeatureConfig):
-    """(vad, slack frames): silero's probabilities arrive per 32 ms chunk, up to 2 frames after the frame."""
-    if config.vad_backend == "ours":
-        return StreamingVad(config.vad, feature_config=fc), 0
+    """The configured VAD (dsp.vad.make_vad); a missing silero model is the user's one-line error."""
     try:
-        return SileroVad(feature_config=fc), 2
+        return make_vad(config.vad_backend, config=config.vad, feature_config=fc)
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
 

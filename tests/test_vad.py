@@ -226,3 +226,29 @@ def test_silero_backend():
     centre_chunk = (np.arange(n_frames) * 160 + 256) // 512
     assert np.all(np.diff(probs)[np.diff(centre_chunk) == 0] == 0)
     assert SILERO_CONFIG.lookahead_ms <= 200
+
+
+def test_one_interface_for_both_backends_and_config_applies_to_each():
+    """make_vad: the pipeline's one VAD step for either backend; a given VadConfig is used, never ignored."""
+    from dsp import StreamingFeatures
+    import dataclasses
+
+    from dsp.vad import find_silero_model, make_vad
+
+    custom = dataclasses.replace(SILERO_CONFIG, onset=0.8, offset=0.7)
+    for backend, default in (("ours", VadConfig()), ("silero", SILERO_CONFIG)):
+        if backend == "silero":
+            try:
+                find_silero_model()
+            except ModuleNotFoundError:
+                pytest.skip("silero's model is not installed (pip install --no-deps silero-vad)")
+        assert make_vad(backend).config == default
+        vad = make_vad(backend, config=custom)
+        assert vad.config == custom
+        assert vad.delay_frames >= custom.lookahead_frames
+        y = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.01
+        frames = StreamingFeatures().push(y)
+        res = vad.advance(samples=y, frames=frames)
+        assert res.start == 0 and res.n >= frames.n - vad.delay_frames - 1
+    with pytest.raises(ValueError, match="backend"):
+        make_vad("webrtc")

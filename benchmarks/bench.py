@@ -43,12 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
+
 from streamer.errors import StreamerError
 
 from ._util import DEFAULT_DATA, ROOT, write_json
 from .compute import PIPELINE_STAGES
 
-SR = 16000
 STAGES = (*PIPELINE_STAGES, "encode_broadcast")
 GOALS = {  # name: (JSON path, "<=" or ">=", target)
     "speedup_vs_baseline": (("speedup_vs_baseline",), ">=", 100.0),

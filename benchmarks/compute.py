@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-SR = 16000
+from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
+
 PIPELINE_STAGES = ("vad", "features", "encoder", "windowing", "pooling", "normalise", "emotion", "gender",
                    "smoothing", "descriptors", "other")
 # Stage -> key of the pipeline's timings_ms; the first four are per push (shared by that push's events).

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
+
 __all__ = ["HELD_OUT_ACTORS", "Utterance", "ReactionStream", "heldout_clips", "order_clips", "build_stream",
            "stream_events", "score"]
 
 HELD_OUT_ACTORS = (19, 20)
-SR = 16000
 _PAUSE_SIDE_S = 0.5  # kept on each side of a clip's speech: ~1 s between utterances
 _TRIM_PAD_S = 0.03   # kept around the speech span when trimming (VAD edges are frame-quantised)
 _BLOCK = 320         # 20 ms, the live sources' block

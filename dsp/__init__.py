@@ -2,13 +2,13 @@
 
 dsp imports no other project package.
 """
-from .config import FeatureConfig
+from .config import SAMPLE_RATE, FeatureConfig
 from .features import delta, log_mel, melspectrogram, mfcc, power_to_db
 from . import descriptive
 from .stream import FeatureFrames, StreamingFeatures
 from .windows import FrameWindower, Window, clip_windows
 
 __all__ = [
-    "FeatureConfig", "FeatureFrames", "StreamingFeatures", "FrameWindower", "Window", "clip_windows", "descriptive",
+    "SAMPLE_RATE", "FeatureConfig", "FeatureFrames", "StreamingFeatures", "FrameWindower", "Window", "clip_windows", "descriptive",
     "delta", "log_mel", "melspectrogram", "mfcc", "power_to_db",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+SAMPLE_RATE = 16000  # the monitor's audio rate: sources resample to it, features, VAD and models run at it
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -15,7 +17,7 @@ class FeatureConfig:
     of the same spectrum for the speech encoder (resemblyzer's input: librosa's mel of a 25 ms Hann frame).
     """
 
-    sr: int = 16000
+    sr: int = SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160
@@ -47,7 +49,3 @@ class FeatureConfig:
     def fromdict(cls, d: dict) -> "FeatureConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-    @property
-    def frame_seconds(self) -> float:
-        return self.hop_length / self.sr

@@ -19,17 +19,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .config import FeatureConfig
 from .stream import VOICE_ROWS
 from .windows import Window
 
-__all__ = ["POOLING_VERSION", "READS_POOLING", "FEATURE_NAMES", "FEATURE_DIM", "window_vector", "vector_dim", "OnlineNorm"]
+__all__ = ["POOLING_VERSION", "READS_POOLING", "FEATURE_NAMES", "FEATURE_DIM", "POOLED_N_MELS", "POOLED_N_MFCC",
+           "check_pooling_config", "window_vector", "vector_dim", "OnlineNorm"]
 
 POOLING_VERSION = "4"   # 4: + mean and std of the speech encoder's per-frame states over the loud frames
 READS_POOLING = ("3", "4")  # v3 vectors are v4's first FEATURE_DIM entries: models of either version work
 _REL_GATE_DB = 30.0   # frames quieter than the window's loud frames by more than this are ignored
 _MIN_FRAMES = 8       # below this many loud frames, fall back to every frame
 _DELTA_LAG = 2        # frames each side of the delta (±20 ms): a cheap slope, no Savitzky-Golay
-_N_MELS, _N_MFCC = 64, 20
+POOLED_N_MELS, POOLED_N_MFCC = 64, 20  # the layout of the pooled vector (FeatureConfig's defaults)
 _RIPPLE_LO, _RIPPLE_HI = 1, 22   # mel bands of the pitch proxy (about 46-1000 Hz, the linear part)
 _RIPPLE_LAGS = (2, 9)            # band lags [2, 9)
 _N_VOICE = 12                    # pitch and formant statistics at the end of the vector
@@ -38,7 +40,7 @@ _NEUTRAL_ST = 8.1                # 160 Hz in semitones re 100 Hz: between typica
 _NEUTRAL_FORMANTS_KHZ = (0.5, 1.5, 2.5)   # a neutral vocal tract's F1-F3
 
 
-def _names(n_mels: int = _N_MELS, n_mfcc: int = _N_MFCC) -> tuple[str, ...]:
+def _names(n_mels: int = POOLED_N_MELS, n_mfcc: int = POOLED_N_MFCC) -> tuple[str, ...]:
     names = [f"mel_shape_mean_{i}" for i in range(n_mels)]
     names += [f"mel_std_{i}" for i in range(n_mels)]
     names += [f"mfcc_mean_{i}" for i in range(1, n_mfcc)]
@@ -245,6 +247,17 @@ def _pool_voice(voice, loud, out):
         out[10] = out[11] = 0.0
 
 
+def check_pooling_config(config: FeatureConfig) -> None:
+    """Raise ValueError unless ``config`` has the mel and MFCC counts the pooled vector's layout is built for.
+
+    FeatureConfig lets n_mels / n_mfcc vary (the batch features take any); the pooled statistics, their names
+    and every shipped model are fixed to 64 mels and 20 MFCCs, so a pipeline refuses other values at once.
+    """
+    if (config.n_mels, config.n_mfcc) != (POOLED_N_MELS, POOLED_N_MFCC):
+        raise ValueError(f"the pooled window vector is built for n_mels={POOLED_N_MELS} and n_mfcc={POOLED_N_MFCC}, "
+                         f"got n_mels={config.n_mels} and n_mfcc={config.n_mfcc}")
+
+
 def vector_dim(embed_dim: int = 0) -> int:
     """Length of window_vector's output for windows carrying embed_dim encoder states per frame."""
     return FEATURE_DIM + 2 * embed_dim
@@ -259,8 +272,8 @@ def window_vector(window: Window) -> np.ndarray:
     """
     log_mel, mfcc, power = window.log_mel, window.mfcc, window.power
     n = power.shape[0]
-    if log_mel.shape[0] != _N_MELS or mfcc.shape[0] != _N_MFCC:
-        raise ValueError(f"window_vector expects {_N_MELS} mels and {_N_MFCC} MFCCs, got "
+    if log_mel.shape[0] != POOLED_N_MELS or mfcc.shape[0] != POOLED_N_MFCC:
+        raise ValueError(f"window_vector expects {POOLED_N_MELS} mels and {POOLED_N_MFCC} MFCCs, got "
                          f"{log_mel.shape[0]} and {mfcc.shape[0]}")
     if n < 2 * _DELTA_LAG + 1 or log_mel.shape[1] != n or mfcc.shape[1] != n:
         raise ValueError(f"window needs at least {2 * _DELTA_LAG + 1} frames with matching log_mel/mfcc/power, "

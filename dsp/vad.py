@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .config import FeatureConfig
+from .config import SAMPLE_RATE, FeatureConfig
 from .stream import FeatureFrames, StreamingFeatures
 
 # Decision state machine modes (ints so that the numba kernel can keep them in an int64 state array).
@@ -355,10 +355,6 @@ class _Decider:
         self._n_in = 0
         self._speaking = False  # last emitted decision
 
-    @property
-    def frames_in(self) -> int:
-        return self._n_in
-
     def push(self, prob: np.ndarray) -> VadResult:
         """prob: (n,) float32 probabilities of the next n frames."""
         n_old = self._pend_prob.shape[0]
@@ -508,7 +504,7 @@ class StreamingVad:
 # Whole-signal helpers (the streaming path, pushed once)
 
 
-def speech_mask(y, *, sr: int = 16000, config: VadConfig = VadConfig(),
+def speech_mask(y, *, sr: int = SAMPLE_RATE, config: VadConfig = VadConfig(),
                 feature_config: FeatureConfig | None = None) -> np.ndarray:
     """Per-frame speech decisions of a whole signal through StreamingFeatures + StreamingVad.
 
@@ -522,7 +518,7 @@ def speech_mask(y, *, sr: int = 16000, config: VadConfig = VadConfig(),
     return np.concatenate((head.speech, tail.speech))
 
 
-def mask_to_segments(speech, *, sr: int = 16000, hop_length: int = 160, n_fft: int = 512) -> list:
+def mask_to_segments(speech, *, sr: int = SAMPLE_RATE, hop_length: int = 160, n_fft: int = 512) -> list:
     """(n_frames,) bool -> [(start_s, end_s), ...]; frame i stands for its central hop (module docstring)."""
     speech = np.asarray(speech, dtype=bool)
     if speech.ndim != 1:
@@ -532,7 +528,7 @@ def mask_to_segments(speech, *, sr: int = 16000, hop_length: int = 160, n_fft: i
     return [((a * hop_length + offset) / sr, (b * hop_length + offset) / sr) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def vad_segments(y, *, sr: int = 16000, config: VadConfig = VadConfig(),
+def vad_segments(y, *, sr: int = SAMPLE_RATE, config: VadConfig = VadConfig(),
                  feature_config: FeatureConfig | None = None) -> list:
     """Speech segments of a whole signal as [(start_s, end_s), ...] (same code path as the stream)."""
     fc = FeatureConfig(sr=sr) if feature_config is None else feature_config
@@ -577,6 +573,7 @@ class SileroVad:
     with config.lookahead_frames of delay, as in StreamingVad.
     """
 
+    sample_rate = 16000  # the rate silero's model is run at here (its 512-sample chunks are for 16 kHz)
     chunk_samples = 512
     context_samples = 64
     # A frame's probability comes with the chunk holding its centre: up to 256 samples (1.6 frames) after the
@@ -585,8 +582,8 @@ class SileroVad:
 
     def __init__(self, config: VadConfig = SILERO_CONFIG, *, model_path=None,
                  feature_config: FeatureConfig = FeatureConfig()):
-        if feature_config.sr != 16000:
-            raise ValueError(f"silero runs at 16000 Hz here, got feature_config.sr={feature_config.sr}")
+        if feature_config.sr != self.sample_rate:
+            raise ValueError(f"silero runs at {self.sample_rate} Hz here, got feature_config.sr={feature_config.sr}")
         _check_frame_ms(config, feature_config)
         path = find_silero_model() if model_path is None else Path(model_path)
         if not path.is_file():
@@ -640,7 +637,7 @@ class SileroVad:
         """Run one (512,) float32 chunk through the model; advances the state."""
         x = np.concatenate((self._context, chunk[None, :].astype(np.float32)), axis=1)
         out, self._state = self._get_session().run(
-            None, {"input": x, "state": self._state, "sr": np.array(16000, dtype=np.int64)})
+            None, {"input": x, "state": self._state, "sr": np.array(self.sample_rate, dtype=np.int64)})
         self._context = x[:, -self.context_samples:]
         return float(out[0, 0])
 

@@ -37,11 +37,12 @@ class FrameWindower:
 
     Frames are kept in a doubled ring (each frame written twice, ``W`` apart) so the newest W frames are
     always one contiguous slice: no reordering copy per hop. Windows shorter than ``min_window_ms`` (the
-    stream's first moments) are not emitted.
+    stream's first moments) are not emitted. window_ms and hop_ms have no default here: they are the model's
+    (its metadata; streamer.runner.build_pipeline reads them), so no second default can drift from it.
     """
 
-    def __init__(self, config: FeatureConfig = FeatureConfig(), *, window_ms: float = 2000.0,
-                 hop_ms: float = 100.0, min_window_ms: float = 500.0):
+    def __init__(self, config: FeatureConfig = FeatureConfig(), *, window_ms: float, hop_ms: float,
+                 min_window_ms: float = 500.0):
         frame_ms = 1000.0 * config.hop_length / config.sr
         if window_ms < frame_ms or hop_ms < frame_ms:
             raise ValueError(f"window_ms and hop_ms must be at least one frame ({frame_ms:g} ms)")
@@ -103,8 +104,8 @@ class FrameWindower:
         return out
 
 
-def clip_windows(y, *, config: FeatureConfig = FeatureConfig(), window_ms: float = 2000.0,
-                 hop_ms: float = 100.0, min_window_ms: float = 500.0) -> list[Window]:
+def clip_windows(y, *, config: FeatureConfig = FeatureConfig(), window_ms: float, hop_ms: float,
+                 min_window_ms: float = 500.0) -> list[Window]:
     """All windows of a whole signal, through the streaming extractor (the live path).
 
     A clip shorter than the window but longer than ``min_window_ms`` yields windows over what it has.

@@ -15,7 +15,7 @@ import numpy as np
 from dsp import FeatureConfig, StreamingFeatures
 from dsp.gate import SPEECH_GATE
 from dsp.highpass import HighPass
-from dsp.pooling import window_vector
+from dsp.pooling import check_pooling_config, window_vector
 from dsp.vad import VAD_BACKENDS, VadConfig, make_vad
 from dsp.windows import FrameWindower, Window
 
@@ -95,6 +95,7 @@ class Pipeline:
 
     def __init__(self, emotion_model, gender_model, *, config: PipelineConfig = PipelineConfig(),
                  feature_config: FeatureConfig = FeatureConfig(), source: str = "file", encoder=None):
+        check_pooling_config(feature_config)  # other mel/MFCC counts would fail only at the first speech window
         self.config, self.feature_config, self.source = config, feature_config, source
         self.emotion_model, self.gender_model = emotion_model, gender_model
         self.emotions, self.genders = tuple(emotion_model.labels), tuple(gender_model.labels)

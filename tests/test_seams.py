@@ -112,3 +112,18 @@ def test_user_errors_are_one_line_and_internal_errors_keep_their_traceback(monke
         monkeypatch.setattr(cli, "cmd_devices", broken)
         with pytest.raises(type(bug)):  # not swallowed into "error: ..." with exit 1
             cli.main(["devices"])
+
+
+# -- one sample rate, one window default, the pooled layout ------------------------------------------------------
+def test_pooling_rejects_other_mel_counts_and_windows_take_the_models_values():
+    import dsp
+    from dsp.config import SAMPLE_RATE, FeatureConfig
+    from dsp.pooling import check_pooling_config
+
+    assert FeatureConfig().sr == SAMPLE_RATE
+    check_pooling_config(FeatureConfig())
+    for changes in ({"n_mels": 40}, {"n_mfcc": 13}):
+        with pytest.raises(ValueError, match="pooled window vector"):
+            check_pooling_config(FeatureConfig(**changes))
+    with pytest.raises(TypeError):  # no second default to drift from the model's metadata
+        dsp.FrameWindower(FeatureConfig())

@@ -25,7 +25,7 @@ import numpy as np
 
 from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
 
-__all__ = ["HELD_OUT_ACTORS", "Utterance", "ReactionStream", "heldout_clips", "order_clips", "build_stream",
+__all__ = ["HELD_OUT_ACTORS", "StreamedClip", "ReactionStream", "heldout_clips", "order_clips", "build_stream",
            "stream_events", "score"]
 
 HELD_OUT_ACTORS = (19, 20)
@@ -35,7 +35,9 @@ _BLOCK = 320         # 20 ms, the live sources' block
 
 
 @dataclass(frozen=True)
-class Utterance:
+class StreamedClip:
+    """A corpus clip placed in a reaction stream (not models.datasets.Utterance, the clip on disk)."""
+
     emotion: str
     onset_s: float  # stream time of the speech onset (the change to this emotion)
     end_s: float    # stream time where this clip's audio ends
@@ -47,7 +49,7 @@ class ReactionStream:
     actor: int
     pauses: bool
     y: np.ndarray  # (n,) float32 at 16 kHz
-    utterances: tuple[Utterance, ...]
+    utterances: tuple[StreamedClip, ...]
 
     @property
     def seconds(self) -> float:
@@ -55,7 +57,7 @@ class ReactionStream:
 
 
 def heldout_clips(data_dir: Path, actor: int) -> list:
-    """The actor's RAVDESS utterances (models.datasets.Utterance), sorted by file name."""
+    """The actor's RAVDESS utterances (models.datasets.StreamedClip), sorted by file name."""
     from models.datasets import iter_ravdess
 
     if actor not in HELD_OUT_ACTORS:
@@ -114,7 +116,7 @@ def build_stream(utts: list, *, actor: int, pauses: bool) -> ReactionStream:
         parts.append(y[lo:hi])
         # Back to back, the change is the junction itself; with pauses, the new clip's speech onset.
         onset = pos + (s - lo if pauses else 0)
-        out.append(Utterance(emotion=u.emotion, onset_s=onset / SR, end_s=(pos + hi - lo) / SR, path=str(u.path)))
+        out.append(StreamedClip(emotion=u.emotion, onset_s=onset / SR, end_s=(pos + hi - lo) / SR, path=str(u.path)))
         pos += hi - lo
     return ReactionStream(actor=actor, pauses=pauses, y=np.concatenate(parts), utterances=tuple(out))
 
@@ -130,7 +132,7 @@ def stream_events(pipe, y: np.ndarray) -> list[tuple[float, bool, str | None, st
     return rows
 
 
-def score(rows: list, utts: tuple[Utterance, ...], *, raw: bool = False) -> dict:
+def score(rows: list, utts: tuple[StreamedClip, ...], *, raw: bool = False) -> dict:
     """Reaction times (s), misses and timeline accuracy of one stream's events against its utterances."""
     col = 3 if raw else 2
     ts = [r[0] for r in rows]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.reaction import Utterance, order_clips, score
+from benchmarks.reaction import StreamedClip, order_clips, score
 from streamer.cli import build_parser
 from tests._corpus import FIXTURES
 
@@ -72,7 +72,7 @@ def test_bench_is_a_subcommand_of_emotion_monitor():
 
 
 def _u(emotion, onset):
-    return Utterance(emotion=emotion, onset_s=onset, end_s=onset + 3, path="")
+    return StreamedClip(emotion=emotion, onset_s=onset, end_s=onset + 3, path="")
 
 
 def test_reaction_scoring_on_a_synthetic_timeline():

@@ -92,7 +92,8 @@ def open_live_source(*, device=None, demo: bool | None = None, on_message=print,
 
     Returns (source, kind) with kind "mic" or "demo".
     """
-    from .sources import DemoSource, MicSource
+    from .clocked import DemoSource
+    from .mic import MicSource
 
     if demo:
         return DemoSource(realtime=realtime_demo), "demo"
@@ -184,7 +185,7 @@ class ClipPrediction:
 
 def predict_file(path: str, pipeline: Pipeline) -> ClipPrediction:
     """Push a file through the live pipeline (as fast as possible) and average over its speech windows."""
-    from .sources import FileSource
+    from .clocked import FileSource
 
     pipeline.reset()
     emo, gen = [], []

@@ -2,7 +2,7 @@
 
     python -m benchmarks.compute SPEC.json OUT.json
 
-benchmarks.bench runs this in a subprocess whose CPU affinity is a single core, set before exec so that
+benchmarks.compute_run runs this in a subprocess whose CPU affinity is a single core, set before exec so that
 every thread of it (numba, onnxruntime, BLAS) is on that core, with BLAS/OpenMP thread counts at 1 and
 onnxruntime intra-op threads at 1 (the models' default). Progress lines ``PROGRESS <task> <done> <total>``
 go to stdout; everything measured goes to OUT.json as per-hop lists (milliseconds), the statistics are

@@ -20,13 +20,17 @@ import bisect
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
 
+if TYPE_CHECKING:
+    from .bench_options import BenchOptions
+
 __all__ = ["HELD_OUT_ACTORS", "StreamedClip", "ReactionStream", "heldout_clips", "order_clips", "build_stream",
-           "stream_events", "score"]
+           "stream_events", "score", "run_reaction"]
 
 HELD_OUT_ACTORS = (19, 20)
 _PAUSE_SIDE_S = 0.5  # kept on each side of a clip's speech: ~1 s between utterances
@@ -150,3 +154,49 @@ def score(rows: list, utts: tuple[StreamedClip, ...], *, raw: bool = False) -> d
               for r in rows if r[1] and r[col] is not None and r[0] >= onsets[0]]
     return {"reactions_s": reactions, "misses": misses, "changes": max(len(utts) - 1, 0),
             "correct": sum(a == b for a, b in judged), "judged": len(judged)}
+
+
+# ---------------------------------------------------------------------------------------------- the bench part
+
+def run_reaction(opts: BenchOptions, on_progress) -> tuple[dict, list]:
+    """Part 3 of `bench`: reaction and timeline accuracy on each held-out actor's stream, with and without pauses."""
+    from streamer.runner import build_pipeline
+
+    pipe = build_pipeline(source="file", live=False)  # the shipped models at their own window and hop
+    variants, timelines = {}, []
+    jobs = [(a, p) for p in (True, False) for a in HELD_OUT_ACTORS]
+    orders = {a: order_clips(heldout_clips(opts.data_dir, a), rng=np.random.default_rng(a), n=opts.clips_per_actor)
+              for a in HELD_OUT_ACTORS}
+    for k, (actor, pauses) in enumerate(jobs):
+        on_progress(k, len(jobs))
+        stream = build_stream(orders[actor], actor=actor, pauses=pauses)
+        rows = stream_events(pipe, stream.y)
+        timelines.append((stream, rows))
+        key = "with_pauses" if pauses else "without_pauses"
+        for kind, raw in (("smoothed", False), ("raw", True)):
+            variants.setdefault(key, {}).setdefault(kind, []).append(score(rows, stream.utterances, raw=raw))
+    on_progress(len(jobs), len(jobs))
+    out = {key: _reaction_stats(v["smoothed"], v["raw"]) for key, v in variants.items()}
+    pooled = _reaction_stats([s for v in variants.values() for s in v["smoothed"]],
+                             [s for v in variants.values() for s in v["raw"]])
+    pooled.update(out)
+    pooled["streams_seconds"] = round(sum(s.seconds for s, _ in timelines), 1)
+    return {"reaction_s": pooled, "timeline_accuracy": pooled.pop("timeline_accuracy")}, timelines
+
+
+def _reaction_stats(smoothed: list[dict], raw: list[dict]) -> dict:
+    def pooled(scores):
+        r = [x for s in scores for x in s["reactions_s"]]
+        changes = sum(s["changes"] for s in scores)
+        judged = sum(s["judged"] for s in scores)
+        return {"median": round(float(np.median(r)), 3) if r else None,
+                "p90": round(float(np.percentile(r, 90)), 3) if r else None,
+                "miss_rate": round(sum(s["misses"] for s in scores) / changes, 4) if changes else None,
+                "changes": changes,
+                "timeline_accuracy": round(sum(s["correct"] for s in scores) / judged, 4) if judged else None}
+
+    out = pooled(smoothed)
+    raw_stats = pooled(raw)
+    out["raw_label"] = {"median": raw_stats["median"], "p90": raw_stats["p90"], "miss_rate": raw_stats["miss_rate"],
+                        "timeline_accuracy": raw_stats["timeline_accuracy"]}
+    return out

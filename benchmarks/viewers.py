@@ -218,7 +218,7 @@ async def _until(predicate, timeout: float | None = None) -> None:
 
 
 def _results(rec: _Record, *, viewers: int, connected: int, t_stall: float) -> dict:
-    from .bench import summary
+    from .stats import summary
 
     out = {"viewers": viewers, "connected": connected, "viewers_lost_before_the_end": rec.errors}
     phases = ("no_stall", "stall", "after_drop", "done")
@@ -258,14 +258,16 @@ def run_viewers(wav: Path, *, counts, seconds: float = 10.0, max_lag_s: float | 
     """The stalled-viewer measure at each viewer count; results keyed by the count (as a string).
 
     ``max_lag_s`` None: the server's shipped stall policy; else ``serve --max-viewer-lag``."""
-    from .bench import BenchError, _loadavg, _ServerProcess
+    from .bench_options import BenchError
+    from .machine import loadavg
+    from .server_process import ServerProcess
 
     _raise_fd_limit()
-    res = {"seconds_per_phase": seconds, "max_viewer_lag_s": max_lag_s, "load_average_at_start": _loadavg(),
+    res = {"seconds_per_phase": seconds, "max_viewer_lag_s": max_lag_s, "load_average_at_start": loadavg(),
            "runs": {}}
     for n in counts:
         lag = [] if max_lag_s is None else ["--max-viewer-lag", f"{max_lag_s:g}"]
-        server = _ServerProcess(["--source", str(wav), "--loop", *lag])
+        server = ServerProcess(["--source", str(wav), "--loop", *lag])
         try:
             port = server.wait_ready()
             res["runs"][str(n)] = asyncio.run(_run_one(port, viewers=n, seconds=seconds, server_pid=server.proc.pid,
@@ -275,7 +277,7 @@ def run_viewers(wav: Path, *, counts, seconds: float = 10.0, max_lag_s: float | 
             raise BenchError(f"viewer run at {n} viewers failed: {exc}; server: {server.tail()}") from None
         finally:
             server.stop()
-    res["load_average_at_end"] = _loadavg()
+    res["load_average_at_end"] = loadavg()
     return res
 
 
@@ -292,7 +294,8 @@ def viewer_goals(res: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    from .bench import BenchError, source_audio
+    from .bench_options import BenchError
+    from .source import source_audio
     from ._util import DEFAULT_DATA
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.viewers", description=__doc__.split("\n\n")[0])

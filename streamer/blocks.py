@@ -13,9 +13,13 @@ from typing import Iterator
 
 import numpy as np
 
+from dsp.config import SAMPLE_RATE
+
 __all__ = ["PIPELINE_SR", "Block"]
 
-PIPELINE_SR = 16000
+# The sources' rate is the monitor's one rate; PIPELINE_SR stays as an alias, as the sources and
+# streamer.sources' users import it under this name.
+PIPELINE_SR = SAMPLE_RATE
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,7 +39,7 @@ class Block:
     t_start: float
     wall: float
     source: str
-    sr: int = PIPELINE_SR
+    sr: int = SAMPLE_RATE
     gap: bool = False
 
     @property

@@ -161,3 +161,30 @@ def test_page_draws_the_capture_gap_and_lists_the_losses():
     assert got["errors"] == []
     assert got["gaps"] == "1" and got["band"].count("M") == 1  # one band over the 20 flagged hops
     assert "capture gaps 1 (2.0 s)" in got["stats"] and "capture overwritten 0.50 s" in got["stats"]
+
+
+def test_terminal_viewer_shows_the_loss_counters():
+    from web.view import EXIT_OK, ViewState, render, view
+
+    async def stream():
+        async for event in _events_with_losses(40):
+            yield event
+        await asyncio.Event().wait()  # the stream goes on without events: the viewer's duration ends it
+
+    async def main():
+        con = Console(file=io.StringIO(), width=200, color_system=None)
+        async with running_server(stream(), stats_interval_s=0.1, events_dropped=lambda: 7) as (port, _):
+            code = await view(f"ws://127.0.0.1:{port}/ws", duration=1.5, console=con)
+        return code, con.file.getvalue()
+
+    code, text = asyncio.run(main())
+    assert code == EXIT_OK
+    last = text.strip().splitlines()[-1]  # the final frame's status line
+    for needle in ("capture gaps 1 (2.0 s)", "capture overwritten 0.50 s", "events dropped 7"):
+        assert needle in last, (needle, last)
+    state = ViewState()
+    state.update({"type": "prediction", "t": 1.0, "speech": False, "gap": True, "gaps": 1, "gap_seconds": 0.4})
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(render(state))
+    assert "CAPTURE GAP" in out.getvalue() and "capture gaps 1 (0.4 s)" in out.getvalue()
+    assert "events dropped" not in out.getvalue() and "overwritten" not in out.getvalue()

@@ -72,6 +72,8 @@ def render(state: ViewState) -> Table:
         conf = probs.get(emotion)
         head.append(emotion.upper(), style=f"bold {state.colors.get(emotion, 'white')}")
         head.append(f"  {100 * conf:.0f} %" if isinstance(conf, (int, float)) else "")
+    elif ev.get("gap") is True:  # zeros standing in for a lost input device's outage
+        head.append("CAPTURE GAP (device lost)", style="bold black on grey62")
     else:
         head.append("no speech" if state.last else "waiting for events…", style="dim")
     gender = ev.get("gender")
@@ -127,9 +129,28 @@ def _status_line(state: ViewState) -> str:
         parts.append(f"dropped windows {st.get('dropped_windows')}")
         if st.get("overflows"):
             parts.append(f"overflows {st['overflows']}")
+    parts += _losses(ev, st or {})
     if state.model:
         parts.append(f"model {state.model}")
     return " · ".join(parts)
+
+
+def _losses(event: dict, stats: dict) -> list[str]:
+    """Every loss counter, once non-zero, as the dashboard and the page show them. Events carry the capture
+    totals (the freshest figures), stats carry them too (before any event) and the events the server's
+    producer dropped."""
+    def total(key):
+        value = event.get(key) if isinstance(event.get(key), (int, float)) else stats.get(key)
+        return value if isinstance(value, (int, float)) else 0
+
+    parts = []
+    if total("gaps"):
+        parts.append(f"capture gaps {total('gaps')} ({total('gap_seconds'):.1f} s)")
+    if total("overrun_seconds"):
+        parts.append(f"capture overwritten {total('overrun_seconds'):.2f} s")
+    if isinstance(stats.get("events_dropped"), (int, float)) and stats["events_dropped"]:
+        parts.append(f"events dropped {stats['events_dropped']}")
+    return parts
 
 
 def normalize_url(url: str) -> str:

@@ -188,3 +188,7 @@ def test_terminal_viewer_shows_the_loss_counters():
     Console(file=out, width=200, color_system=None).print(render(state))
     assert "CAPTURE GAP" in out.getvalue() and "capture gaps 1 (0.4 s)" in out.getvalue()
     assert "events dropped" not in out.getvalue() and "overwritten" not in out.getvalue()
+    state.update({"type": "stats", "viewers": 1, "dropped_windows": 0, "latency_ms": {}, "slow_disconnects": 2})
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(render(state))
+    assert "slow viewers dropped 2" in out.getvalue()

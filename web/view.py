@@ -137,8 +137,8 @@ def _status_line(state: ViewState) -> str:
 
 def _losses(event: dict, stats: dict) -> list[str]:
     """Every loss counter, once non-zero, as the dashboard and the page show them. Events carry the capture
-    totals (the freshest figures), stats carry them too (before any event) and the events the server's
-    producer dropped."""
+    totals (the freshest figures), stats carry them too (before any event), the events the server's
+    producer dropped and the slow viewers the server disconnected."""
     def total(key):
         value = event.get(key) if isinstance(event.get(key), (int, float)) else stats.get(key)
         return value if isinstance(value, (int, float)) else 0
@@ -148,8 +148,9 @@ def _losses(event: dict, stats: dict) -> list[str]:
         parts.append(f"capture gaps {total('gaps')} ({total('gap_seconds'):.1f} s)")
     if total("overrun_seconds"):
         parts.append(f"capture overwritten {total('overrun_seconds'):.2f} s")
-    if isinstance(stats.get("events_dropped"), (int, float)) and stats["events_dropped"]:
-        parts.append(f"events dropped {stats['events_dropped']}")
+    for key, text in (("events_dropped", "events dropped"), ("slow_disconnects", "slow viewers dropped")):
+        if isinstance(stats.get(key), (int, float)) and stats[key]:
+            parts.append(f"{text} {stats[key]}")
     return parts
 
 

@@ -101,20 +101,23 @@ def run_train(args) -> int:
 
     t0 = time.time()
     recipe = _recipe(args)
-    utts = [u for u in _load(args) if u.speaker not in set(args.holdout)]
+    # Featurise every clip, as evaluate does (same feature cache), then train on the rows of the speakers
+    # not held out.
+    utts = _load(args)
+    held = np.array([u.speaker in set(args.holdout) for u in utts])
     _place_encoder(args.out)
     report = json.loads(args.report.read_text()) if args.report else None
     summaries = {}
     for task in ("emotion", "gender"):
         t1 = time.time()
         fs = _features(utts, recipe, args, task)
-        print(f"{task} features: {fs.x.shape[0]} windows from {len(utts)} clips ({time.time() - t1:.0f} s)")
+        rows = np.flatnonzero(~held[fs.clip])
+        print(f"{task} features: {rows.size} windows from {int((~held).sum())} clips ({time.time() - t1:.0f} s)")
         y_clip = task_labels(fs.utts, task)
-        x, y, prior = prepare_train(fs, np.arange(len(fs.x)), y_clip, recipe, seed=args.seed,
-                                    norm=recipe.norm_for(task))
+        x, y, prior = prepare_train(fs, rows, y_clip, recipe, seed=args.seed, norm=recipe.norm_for(task))
         sw = balance_weights(y) if task == "gender" else None
         model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
-        used = [u for u, lab in zip(utts, y_clip) if lab >= 0]
+        used = [u for u, lab, h in zip(utts, y_clip, held) if lab >= 0 and not h]
         summaries[task] = _summary(used)
         norm = {"mode": recipe.norm_for(task)}
         if prior is not None:
@@ -133,6 +136,7 @@ def run_train(args) -> int:
         save_onnx(onx, path)
         _check_parity(path, model, x[:256])
         print(f"{task}: {len(x)} windows, {path} ({path.stat().st_size / 1e3:.0f} kB, {time.time() - t1:.0f} s)")
+        del fs, x, y   # the next task's features are as large: free these first
     write_cards(args.out, report=report, training=summaries, holdout=list(args.holdout), recipe=recipe)
     print(f"done in {time.time() - t0:.0f} s")
     return 0

@@ -7,9 +7,9 @@ ENCODER_FLOOR_DB) is mapped to ENCODER_PEAK_DB, the peak frame energy of -30 dBF
 on RAVDESS and TESS. The LSTM state is carried from push to push: every frame is run once, whatever
 the block size, and the output equals one run over the whole stream.
 
-Output per frame: the hidden states of the three layers, (768,) float32. The pooled window statistics
-of these states (models.pooling-free: dsp.pooling.window_vector takes them from Window.embed) are what
-the emotion and gender classifiers read beside the spectral statistics.
+Output per frame: the hidden states of the three layers, (768,) float32. Their mean and spread over a
+window's loud frames (dsp.pooling.window_vector, from Window.embed) are what the emotion and gender
+classifiers read beside the spectral statistics.
 """
 from __future__ import annotations
 

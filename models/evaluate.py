@@ -82,13 +82,13 @@ def balance_weights(y: np.ndarray) -> np.ndarray:
 
 
 def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: Recipe, *, seed: int,
-                  norm: str = "speaker_mean"):
+                  norm: str = "speaker_mean", task: str = "emotion"):
     """Training matrix for rows of fs: stride, online normalisation per (speaker, augmentation) session.
 
     -> (x (n, D), y (n,), prior_mean (D,) or None)
     """
     rows = rows[y_clip[fs.clip[rows]] >= 0]
-    rows = rows[:: recipe.train_stride]
+    rows = rows[:: recipe.stride_for(task)]
     x = fs.x[rows]
     prior = None
     if norm == "speaker_mean":
@@ -126,7 +126,7 @@ def _fold_job(fi: int) -> dict:
     test_rows = np.flatnonzero(is_test[fs.clip] & (fs.aug == 0) & (y_clip[fs.clip] >= 0))
     if test_rows.size == 0:
         return None   # e.g. an emotion fold of a gender-only voice
-    x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task))
+    x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task), task=task)
     model = fit_classifier(x, y, recipe, task=task, seed=seed,
                            sample_weight=balance_weights(y) if task == "gender" else None)
     wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi), len(TASK_LABELS[task]))
@@ -136,8 +136,10 @@ def _fold_job(fi: int) -> dict:
     runner = _CV_STATE.get("session")
     if runner is not None:
         fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count)
-        sid, sp, _n = runner(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
+        sid, sp, _n, variants = runner(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
+        # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.
+        out.update({f"sess_probs:{name}": p for name, p in variants.items()})
     return out
 
 
@@ -199,6 +201,8 @@ def summarise(cv: dict, utts, task: str, *, corpus: str | None = None, labels=No
            "window": one(cv["win_clip"], cv["win_true"], cv["win_probs"])}
     if "sess_clip" in cv:
         out["session"] = one(cv["sess_clip"], cv["sess_true"], cv["sess_probs"])
+        for key in sorted(k for k in cv if k.startswith("sess_probs:")):
+            out[f"session {key.split(':', 1)[1]}"] = one(cv["sess_clip"], cv["sess_true"], cv[key])
     if out["clip"] is None:
         return {}
     return {k: v for k, v in out.items() if v is not None}

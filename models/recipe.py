@@ -29,6 +29,7 @@ class Recipe:
     c_logreg: float = 0.1
     n_members: int = 1                # >1: soft-voting ensemble of MLPs with seeds seed..seed+n-1
     train_stride: int = 3             # use every k-th training window (neighbours overlap by 93%)
+    gender_stride: int = 6            # gender has 3 augmentations and the extra voices: every 600 ms is plenty
     # Opus: ASED and BAVED are stored Opus-coded, so the FLAC corpora go through the codec too ("Opus" is no
     # corpus, language or gender cue).
     augs: tuple[Augment, ...] = (Augment(), Augment(opus=True))
@@ -45,6 +46,9 @@ class Recipe:
 
     def hidden_for(self, task: str) -> tuple[int, ...]:
         return self.gender_hidden if task == "gender" else self.hidden
+
+    def stride_for(self, task: str) -> int:
+        return self.gender_stride if task == "gender" else self.train_stride
 
     def norm_for(self, task: str) -> str:
         return self.gender_norm if task == "gender" else self.norm

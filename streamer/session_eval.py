@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .adaptation import PriorCorrection
 from .pipeline import Pipeline, PipelineConfig
 
 __all__ = ["session_clip_probs", "GAP_S"]
@@ -54,8 +55,10 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
     """Per-clip mean raw probabilities over each test speaker's session stream.
 
     utts: all Utterances; clip_ids: indices of the test clips; model: the task's classifier; other_labels:
-    the other task's label names. load_audio(path, sr=) -> (n,) float32. -> (ids (k,), probs (k, C), n_windows
-    (k,)); clips that got no speech window are left out.
+    the other task's label names. load_audio(path, sr=) -> (ids (k,), probs (k, C), n_windows (k,),
+    variants) where variants maps an adaptation's name to its (k, C) clip probabilities (today
+    "prior-corrected": streamer.adaptation.PriorCorrection over the session's windows in stream order);
+    clips that got no speech window are left out.
     """
     rec = _Recorder(model)
     other = _Uniform(other_labels)
@@ -66,7 +69,8 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
     by_spk: dict[str, list[int]] = {}
     for i in clip_ids:
         by_spk.setdefault(utts[i].speaker, []).append(int(i))
-    ids, probs, counts = [], [], []
+    ids, probs, counts, adapted = [], [], [], []
+    correction = PriorCorrection(len(model.labels))
     gap = np.zeros(int(GAP_S * sr), np.float32)
     for spk in sorted(by_spk):
         order = [by_spk[spk][k] for k in rng.permutation(len(by_spk[spk]))]
@@ -82,12 +86,16 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
         if len(events) != len(rec.rows):
             raise RuntimeError(f"{len(events)} speech events but {len(rec.rows)} classifier calls")
         ends = np.array([e.t for e in events])
+        correction.reset()
+        corrected = [correction.push(r) for r in rec.rows]
         for i, (a, b) in zip(order, spans):
             m = (ends > a) & (ends <= b)
             if m.any():
                 ids.append(i)
                 probs.append(np.mean([rec.rows[k] for k in np.flatnonzero(m)], axis=0))
+                adapted.append(np.mean([corrected[k] for k in np.flatnonzero(m)], axis=0))
                 counts.append(int(m.sum()))
     if not ids:
-        return np.zeros(0, np.int64), np.zeros((0, len(model.labels))), np.zeros(0, np.int64)
-    return np.array(ids), np.stack(probs), np.array(counts)
+        empty = np.zeros((0, len(model.labels)))
+        return np.zeros(0, np.int64), empty, np.zeros(0, np.int64), {"prior-corrected": empty}
+    return np.array(ids), np.stack(probs), np.array(counts), {"prior-corrected": np.stack(adapted)}

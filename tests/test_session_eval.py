@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dsp.pooling import FEATURE_NAMES
 from models.datasets import Utterance
 from models.featurize import load_audio
+from streamer.adaptation import PriorCorrection
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.session_eval import session_clip_probs
 from tests._corpus import FIXTURES
@@ -37,11 +39,27 @@ class PitchModel:
 def test_session_credits_each_window_to_the_clip_it_ends_in():
     utts = [Utterance(MALE, "ravdess", "s1", "male", "angry"), Utterance(FEMALE, "ravdess", "s1", "female", "angry")]
     for seed in (0, 1, 2):   # different shuffles put either clip first
-        ids, probs, n = session_clip_probs(utts, [0, 1], PitchModel(), task="emotion", other_labels=("f", "m"),
-                                           window_ms=1500, hop_ms=100, seed=seed, load_audio=load_audio)
+        ids, probs, n, variants = session_clip_probs(utts, [0, 1], PitchModel(), task="emotion",
+                                                     other_labels=("f", "m"), window_ms=1500, hop_ms=100, seed=seed,
+                                                     load_audio=load_audio)
         got = {int(i): p for i, p in zip(ids, probs)}
         assert set(got) == {0, 1} and all(k > 5 for k in n)
         assert got[0].argmax() == 0 and got[1].argmax() == 1, (seed, got)
+        assert variants["prior-corrected"].shape == probs.shape
+
+
+def test_prior_correction_discounts_the_class_a_session_keeps_predicting():
+    corr = PriorCorrection(2, prior_count=5.0)
+    first = corr.push([0.5, 0.5])
+    assert np.allclose(first, [0.5, 0.5])
+    for _ in range(50):
+        out = corr.push([0.8, 0.2])
+    # The session has said class 0 fifty times: the same raw output now leans less to it, and sums to one.
+    assert out[0] < 0.8 and abs(out.sum() - 1) < 1e-12
+    corr.reset()
+    assert np.allclose(corr.push([0.8, 0.2]), PriorCorrection(2, prior_count=5.0).push([0.8, 0.2]))
+    with pytest.raises(ValueError):
+        PriorCorrection(1)
 
 
 def _events(model):

@@ -183,14 +183,18 @@ class ClipPrediction:
                 "gender": self.gender, "gender_probs": self.gender_probs, "speech_seconds": self.speech_seconds}
 
 
-def predict_file(path: str, pipeline: Pipeline) -> ClipPrediction:
-    """Push a file through the live pipeline (as fast as possible) and average over its speech windows."""
+def predict_file(path: str, pipeline: Pipeline, *, on_event=None) -> ClipPrediction:
+    """Push a file through the live pipeline (as fast as possible) and average over its speech windows.
+
+    ``on_event(event)``, if given, sees every hop's event too (the clip's timeline, streamer.clip_api)."""
     from .clocked import FileSource
 
     pipeline.reset()
     emo, gen = [], []
 
     def collect(event: PredictionEvent) -> None:
+        if on_event is not None:
+            on_event(event)
         if event.speech and event.emotion_probs_raw:
             emo.append([event.emotion_probs_raw[k] for k in pipeline.emotions])
             gen.append([event.gender_probs[k] for k in pipeline.genders])

@@ -33,12 +33,14 @@ def _metrics_table(report: dict, task: str) -> str:
     if not report or task not in report.get("tasks", {}):
         return "_No evaluation report was given to `train --report`; run `evaluate` first._"
     res = report["tasks"][task]
-    rows = ["| split | test set | classes | session UA | clip UA | clip accuracy | clip ECE | window UA |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| split | test set | classes | session UA | session UA, prior-corrected | clip UA | clip accuracy | "
+            "clip ECE | window UA |", "|---|---|---|---|---|---|---|---|---|"]
     for split, sets in res["results"].items():
         for name, lv in sets.items():
             c, w, sess = lv["clip"], lv["window"], lv.get("session") or {}
+            corr = lv.get("session prior-corrected") or {}
             rows.append(f"| {split} | {name} | {len(lv.get('labels', res['labels']))} | {_fmt(sess.get('ua'))} | "
+                        f"{_fmt(corr.get('ua'))} | "
                         f"{_fmt(c['ua'])} | {_fmt(c['accuracy'])} | {_fmt(c['ece'])} | {_fmt(w['ua'])} |")
     note = ("UA = unweighted accuracy (mean per-class recall; for gender this is balanced accuracy). "
             "Speaker-independent: 5 folds, each holding out a fifth of every corpus's speakers and trained on all "

@@ -75,7 +75,9 @@ def render_html(report: dict) -> str:
            "alone; <b>session</b> = each held-out speaker's clips, shuffled and joined with 1 s of silence, pushed "
            "as one stream through the real Pipeline (speech encoder state and speaker normalisation carried "
            "through the session), a clip scored by the mean raw probabilities of the windows ending inside it; "
-           "<b>window</b> = every speech window alone. Cross-corpus rows train without one corpus and test on it, "
+           "<b>session prior-corrected</b> = the same stream with each window's probabilities divided by the "
+           "session's running mean prediction (streamer.adaptation.PriorCorrection), measured, not shipped unless "
+           "the model card says so; <b>window</b> = every speech window alone. Cross-corpus rows train without one corpus and test on it, "
            "on the classes it shares with the rest. <span class='leak'>Random split (speakers leak)</span> rows "
            "are for comparison only.</p>"]
     for task, res in report["tasks"].items():
@@ -86,7 +88,7 @@ def render_html(report: dict) -> str:
         for split, by_set in res["results"].items():
             cls = " class='leak'" if split.startswith("random") else ""
             for name, lv in by_set.items():
-                for level in ("session", "clip", "window"):
+                for level in ("session", "session prior-corrected", "clip", "window"):
                     s = lv.get(level)
                     if not s:
                         continue

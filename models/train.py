@@ -325,7 +325,9 @@ def _print_headline(report: dict) -> None:
                 c, sess = lv["clip"], lv.get("session")
                 print(f"{task:8s} {split:34s} {name:8s} clip UA {c['ua']:.3f} acc {c['accuracy']:.3f} "
                       f"ECE {c['ece']:.3f} | window UA {lv['window']['ua']:.3f}"
-                      + (f" | session UA {sess['ua']:.3f}" if sess else ""))
+                      + (f" | session UA {sess['ua']:.3f}" if sess else "")
+                      + (f" (prior-corrected {lv['session prior-corrected']['ua']:.3f})"
+                         if lv.get("session prior-corrected") else ""))
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ from .cards import model_card
 from .errors import PortBusy
 from .options import add_pipeline_options, number, pipeline_from_args
 
-__all__ = ["register", "hello_fields", "serve_pipeline"]
+__all__ = ["register", "hello_fields", "serve_pipeline", "capture_options", "tls_context"]
 
 
 def register(sub) -> None:
@@ -35,6 +35,24 @@ def register(sub) -> None:
     p.add_argument("--max-viewer-lag", type=number(lo=0.5, hi=3600.0, unit="s"), default=10.0, metavar="SECONDS",
                    help="disconnect (and count) a viewer this many seconds behind the live stream, e.g. one that "
                         "stopped reading (default 10; 0.5-3600)")
+    c = p.add_argument_group("browser microphones (each capturing page is a session)")
+    c.add_argument("--no-capture", action="store_true", help="do not accept browser microphones at all")
+    c.add_argument("--open-capture", action="store_true",
+                   help="capture without the token on a token-less loopback server (by default capturing always "
+                        "needs the token; one is generated and printed in the URL when --token is not given)")
+    c.add_argument("--max-sessions", type=number(lo=1, hi=10000, integer=True), default=32,
+                   help="browser sessions capturing at once, 1..10000 (default 32); more are refused")
+    c.add_argument("--max-session-seconds", type=number(lo=1, hi=7 * 24 * 3600.0, unit="s"), default=3600.0,
+                   help="audio per browser session before it is ended (default 3600)")
+    c.add_argument("--idle-timeout", type=number(lo=1, hi=3600.0, unit="s"), default=30.0, metavar="SECONDS",
+                   help="end a capturing connection that sends no audio this long (default 30)")
+    c.add_argument("--session-expiry", type=number(lo=0, hi=7 * 24 * 3600.0, unit="s"), default=600.0,
+                   metavar="SECONDS", help="keep an ended session's history this long for viewers (default 600)")
+    c.add_argument("--record-dir", default=None, metavar="DIR",
+                   help="write each browser session's audio to DIR/<session>.wav (default: never written)")
+    t = p.add_argument_group("TLS (browsers allow the microphone only on https or localhost)")
+    t.add_argument("--certfile", default=None, help="PEM certificate chain: serve https and wss")
+    t.add_argument("--keyfile", default=None, help="PEM private key of --certfile (default: inside --certfile)")
     add_pipeline_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -76,15 +94,74 @@ def hello_fields(pipeline, kind: str) -> dict:
 
 
 def cmd_serve(args) -> int:
+    ssl_context = tls_context(certfile=args.certfile, keyfile=args.keyfile)
+    record_dir = _record_dir(args.record_dir)
     source, kind = _open_source(args)
     pipeline = pipeline_from_args(args, source=kind, live=kind != "file")
+    capture = None if args.no_capture else capture_options(args, record_dir=record_dir)
+    from web.sessions import SessionLimits
+
+    limits = SessionLimits(max_sessions=args.max_sessions, expiry_s=args.session_expiry)
     return asyncio.run(serve_pipeline(source, pipeline, kind=kind, host=args.host, port=args.port,
                                       token=args.token, history_seconds=args.history_seconds,
-                                      max_viewer_lag_s=args.max_viewer_lag))
+                                      max_viewer_lag_s=args.max_viewer_lag, capture=capture, limits=limits,
+                                      ssl_context=ssl_context))
+
+
+def capture_options(args, *, record_dir=None):
+    """web.capture.CaptureOptions for ``serve``: each capturing page gets its own live pipeline, built as the
+    server's own (same models and options; its events say ``source: browser``) and pushed block by block."""
+    from dsp.config import SAMPLE_RATE
+    from web.capture import CaptureOptions
+
+    from .recording import SessionRecorder
+
+    def new_pipeline():
+        pipeline = pipeline_from_args(args, source="browser", live=True)
+        return lambda samples, wall_end: [e.to_dict() for e in pipeline.push(samples, wall_end=wall_end)]
+
+    return CaptureOptions(new_pipeline=new_pipeline, sample_rate=SAMPLE_RATE, open_capture=args.open_capture,
+                          max_session_s=args.max_session_seconds, idle_timeout_s=args.idle_timeout,
+                          record_dir=record_dir,
+                          open_recording=lambda path, sr: SessionRecorder(path, sr=sr))
+
+
+def _record_dir(path):
+    """--record-dir as a Path, checked now (a one-line error) rather than at the first capture."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(f"--record-dir {path}: not a directory")
+    return p
+
+
+def tls_context(*, certfile, keyfile):
+    """An ssl.SSLContext serving ``certfile``/``keyfile`` (None without --certfile); bad files are one line."""
+    import ssl
+
+    from .errors import ConfigError
+
+    if certfile is None:
+        if keyfile is not None:
+            raise ConfigError("--keyfile needs --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use --certfile {certfile}"
+                          f"{f' --keyfile {keyfile}' if keyfile else ''}: {exc.strerror or exc}") from None
+    return context
 
 
 async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, token: str | None,
-                         history_seconds: float, max_viewer_lag_s: float) -> int:
+                         history_seconds: float, max_viewer_lag_s: float, capture=None, limits=None,
+                         ssl_context=None) -> int:
     """Run ``source`` through ``pipeline`` in a thread and serve its events until cancelled (or the server fails)."""
     from web.bridge import EventBridge
     from web.server import serve
@@ -110,9 +187,11 @@ async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, t
     worker = threading.Thread(target=produce, name="pipeline", daemon=True)
     worker.start()
     try:
+        extra = {} if limits is None else {"limits": limits}
         await serve(bridge.events(), hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
                     history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s,
-                    events_dropped=lambda: bridge.dropped)  # shown in stats, with the stream's own losses
+                    events_dropped=lambda: bridge.dropped,  # shown in stats, with the stream's own losses
+                    capture=capture, ssl_context=ssl_context, **extra)
     except OSError as exc:
         if listening:
             raise

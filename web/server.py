@@ -38,9 +38,10 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import sys
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -52,7 +53,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from web.protocol import build_hello, encode, end_message, stats_message
+from web.capture import CaptureOptions, run_capture
+from web.protocol import encode
+from web.sessions import HISTORY_MAX_EVENTS_PER_S, Session, SessionLimits, SessionTable
 
 __all__ = ["serve", "is_loopback_host", "resolve_static", "normalize_path", "parse_host", "STATIC_DIR"]
 
@@ -60,11 +63,11 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = (Path(__file__).parent / "static").resolve()
 WS_PATH = "/ws"
+CAPTURE_PATH = "/ws/capture"  # a browser's microphone upstream (web.capture)
+CLOSE_UNKNOWN_SESSION = 4404  # /ws?session=ID names no (longer) kept session
 DEFAULT_MAX_CLIENT_BACKLOG_BYTES = 16 * 2**20  # > 10 min of history for a joiner on a slow link
-HISTORY_MAX_EVENTS_PER_S = 50  # hard cap on history length whatever the event rate
 _MAX_CLIENT_MESSAGE_BYTES = 4096
 _CLOSE_TIMEOUT_S = 2.0  # shutdown must not hang on a stalled viewer's closing handshake
-_LATENCY_SAMPLES_MAX = 10_000
 DEFAULT_MAX_CLIENT_LAG_S = 10.0  # a live view this far behind is useless; its backlog only costs memory
 DEFAULT_LAG_PROBE_INTERVAL_S = 2.0  # one ping per viewer per interval: 500 pings/s at 1000 viewers
 JOIN_RATE_BYTES_PER_S = 100_000  # a joiner's first probe also allows the history at this rate (0.8 Mbit/s)
@@ -106,6 +109,9 @@ async def serve(
     max_client_lag_s: float = DEFAULT_MAX_CLIENT_LAG_S,
     lag_probe_interval_s: float = DEFAULT_LAG_PROBE_INTERVAL_S,
     events_dropped: Callable[[], int] | None = None,
+    capture: CaptureOptions | None = None,
+    limits: SessionLimits = SessionLimits(),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve the page and broadcast ``events`` to every viewer until cancelled.
 
@@ -129,6 +135,12 @@ async def serve(
         events_dropped: how many events the producer dropped before they reached ``events``
             (e.g. web.bridge.EventBridge's ``dropped``); read on the event loop at every
             ``stats`` message and shown there as ``events_dropped``.
+        capture: accept browser microphones on ``/ws/capture`` (web.capture); None: that path is a 404.
+            Capturing needs the token even on loopback (one is generated when none is given) unless
+            ``capture.open_capture``, which lets it follow the viewing rule.
+        limits: live capture sessions at once and how long an ended session's history is kept.
+        ssl_context: serve https/wss (a secure context, which browsers require for the microphone off
+            localhost).
 
     When ``events`` is exhausted an ``end`` message is broadcast and the server keeps
     running (viewers keep the history) until the task is cancelled. An exception from
@@ -138,41 +150,61 @@ async def serve(
                    max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
                    lag_probe_interval_s=lag_probe_interval_s)
     token = resolve_token(host=host, token=token)
-    hello_msg = build_hello(hello, history_seconds=history_seconds, stats_interval_s=stats_interval_s,
-                            session=secrets.token_hex(8))
-    hub = _Hub(hello_text=encode(hello_msg), history_seconds=history_seconds,
-               max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
-               lag_probe_interval_s=lag_probe_interval_s, events_dropped=events_dropped)
-    gate = _Gate(token=token, loopback=is_loopback_host(host))
+    capture_token = _capture_token(capture, token)
+    hub = _Hub(hello=hello | {"capture": _capture_hello(capture, capture_token)}, history_seconds=history_seconds,
+               stats_interval_s=stats_interval_s, limits=limits, max_client_backlog_bytes=max_client_backlog_bytes,
+               max_client_lag_s=max_client_lag_s, lag_probe_interval_s=lag_probe_interval_s,
+               events_dropped=events_dropped, capture=capture)
+    source = hub.table.add_source(source=str((hello.get("config") or {}).get("source") or "server"))
+    gate = _Gate(token=token, loopback=is_loopback_host(host), capture=capture is not None,
+                 capture_token=capture_token, refusals=hub.table.refusals)
     # ping_interval=None: the hub's lag probe is the keepalive (a dead peer never answers it either).
     # compression=None: per-message deflate compresses every event once per viewer (about 40 us each,
     # 3x the uncompressed fan-out, plus a zlib state per viewer) to save ~8 KB/s per viewer.
     async with ws_serve(hub.handler, host, port, process_request=gate.process_request,
                         max_size=_MAX_CLIENT_MESSAGE_BYTES, close_timeout=_CLOSE_TIMEOUT_S,
-                        ping_interval=None, compression=None) as server:
+                        ping_interval=None, compression=None, ssl=ssl_context) as server:
         actual_port = server.sockets[0].getsockname()[1]
-        url = page_url(host=host, port=actual_port, token=token)
+        url = page_url(host=host, port=actual_port, token=token or capture_token, tls=ssl_context is not None)
         if on_ready is not None:
             on_ready(actual_port, url)
         else:
             print(f"live page: {url}", file=sys.stderr, flush=True)
         stats_task = asyncio.create_task(hub.run_stats(stats_interval_s))
         try:
-            await _pump(events, hub)
+            await _pump(events, source, hub)
             await asyncio.Future()  # keep serving history until cancelled
         finally:
             stats_task.cancel()
             await asyncio.gather(stats_task, return_exceptions=True)
+            for session in hub.table.sessions.values():  # browser recordings end with a valid header
+                if session.recorder is not None:
+                    session.recorder.close()
 
 
-async def _pump(events: AsyncIterator[dict], hub: _Hub) -> None:
+async def _pump(events: AsyncIterator[dict], session: Session, hub: _Hub) -> None:
     try:
         async for event in events:
-            hub.publish(event)
+            session.publish(event)
     except Exception as exc:
-        hub.finish(reason=f"error: {type(exc).__name__}: {exc}")
+        session.finish(reason=f"error: {type(exc).__name__}: {exc}")
+        hub.sessions_changed()
         raise
-    hub.finish(reason="finished")
+    session.finish(reason="finished")
+    hub.sessions_changed()
+
+
+def _capture_token(capture: CaptureOptions | None, token: str | None) -> str | None:
+    """The token a capture needs: the viewing one; with none in force, a generated one unless open_capture."""
+    if capture is None or token is not None or capture.open_capture:
+        return token
+    return secrets.token_urlsafe(24)
+
+
+def _capture_hello(capture: CaptureOptions | None, capture_token: str | None) -> dict:
+    """What the page needs to offer (or explain) the microphone button."""
+    return {"enabled": capture is not None, "token_required": capture_token is not None,
+            "limits": capture.limits() if capture is not None else {}}
 
 
 def _validate_args(*, history_seconds: float, stats_interval_s: float, port: int,
@@ -211,84 +243,45 @@ def resolve_token(*, host: str, token: str | None) -> str | None:
     return None if is_loopback_host(host) else secrets.token_urlsafe(24)
 
 
-def page_url(*, host: str, port: int, token: str | None) -> str:
+def page_url(*, host: str, port: int, token: str | None, tls: bool = False) -> str:
     """URL of the page; a wildcard bind is shown with this machine's host name."""
     shown = socket.gethostname() if host in ("", "0.0.0.0", "::") else host
     if ":" in shown:
         shown = f"[{shown}]"
     query = f"?token={quote(token, safe='')}" if token else ""
-    return f"http://{shown}:{port}/{query}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}/{query}"
 
 
 # ---------------------------------------------------------------- broadcast hub
 
 class _Hub:
-    """Viewers, bounded history and counters; all methods run on the event loop."""
+    """Viewers of every session, their lag probes and the stats; all methods run on the event loop."""
 
-    def __init__(self, *, hello_text: str, history_seconds: float, max_client_backlog_bytes: int,
-                 max_client_lag_s: float, lag_probe_interval_s: float,
-                 events_dropped: Callable[[], int] | None = None):
-        self.hello_text = hello_text
-        self.history_seconds = history_seconds
+    def __init__(self, *, hello: dict, history_seconds: float, stats_interval_s: float, limits: SessionLimits,
+                 max_client_backlog_bytes: int, max_client_lag_s: float, lag_probe_interval_s: float,
+                 events_dropped: Callable[[], int] | None = None, capture: CaptureOptions | None = None):
+        self.table = SessionTable(hello=hello, history_seconds=history_seconds, stats_interval_s=stats_interval_s,
+                                  limits=limits, send=self._broadcast)
+        self.capture = capture
         self.max_client_backlog_bytes = max_client_backlog_bytes
         self.max_client_lag_s = max_client_lag_s
         self.lag_probe_interval_s = lag_probe_interval_s
         self._drop_log = _RateLimitedLog(interval_s=_LOG_INTERVAL_S)
-        self.clients: set[ServerConnection] = set()
-        self.history: deque[tuple[float, str]] = deque(
-            maxlen=max(1, int(history_seconds * HISTORY_MAX_EVENTS_PER_S)))
-        self.end_text: str | None = None
-        self.sent = 0
+        self.viewing: dict[ServerConnection, Session] = {}  # every connected viewer (capturers too) -> its session
         self.slow_disconnects = 0
-        self.dropped_windows = 0
-        self.overflows = 0
-        # The stream's capture losses, as its latest event reports them (see streamer.events.PredictionEvent).
-        self.losses = {"gaps": 0, "gap_seconds": 0.0, "overrun_seconds": 0.0}
         self._events_dropped = events_dropped
-        self._latencies_ms: deque[float] = deque(maxlen=_LATENCY_SAMPLES_MAX)
 
-    def publish(self, event: dict) -> None:
-        """Encode ``event`` once, remember it, and push it to every viewer."""
-        if not isinstance(event, dict):
-            raise ValueError(f"events must be dicts, got {type(event).__name__}")
-        text = encode(event)
-        if event.get("type") == "prediction":
-            self._remember(event, text)
-        self._broadcast(text)
-        self.sent += 1
-
-    def _remember(self, event: dict, text: str) -> None:
-        t = event.get("t")
-        if isinstance(t, (int, float)):
-            # A smaller t means the source restarted: older entries belong to another run.
-            while self.history and (self.history[0][0] > t or t - self.history[0][0] > self.history_seconds):
-                self.history.popleft()
-            if self.history_seconds > 0:
-                self.history.append((float(t), text))
-        wall = event.get("wall")
-        if isinstance(wall, (int, float)):
-            self._latencies_ms.append((time.time() - wall) * 1000.0)
-        self.dropped_windows = int(event.get("dropped_windows") or 0)
-        self.overflows = int(event.get("overflows") or 0)
-        for key in self.losses:
-            value = event.get(key)
-            if isinstance(value, (int, float)) and value >= 0:
-                self.losses[key] = value
-
-    def finish(self, *, reason: str) -> None:
-        self.end_text = encode(end_message(reason=reason))
-        self._broadcast(self.end_text)
-
-    def _broadcast(self, text: str) -> None:
-        for ws in [ws for ws in self.clients if _backlog_bytes(ws) > self.max_client_backlog_bytes]:
+    def _broadcast(self, clients: set, text: str) -> None:
+        for ws in [ws for ws in clients if _backlog_bytes(ws) > self.max_client_backlog_bytes]:
             self._drop(ws, why=f"{_backlog_bytes(ws)} bytes unsent")
-        broadcast(self.clients, text)
+        broadcast(clients, text)
 
     def _drop(self, ws: ServerConnection, *, why: str) -> None:
         """Disconnect a slow viewer and count it (once, whichever rule fired first)."""
-        if ws not in self.clients:
+        session = self.viewing.pop(ws, None)
+        if session is None:
             return
-        self.clients.discard(ws)
+        session.clients.discard(ws)
         self.slow_disconnects += 1
         self._drop_log.warning(f"dropped a slow viewer {_peer(ws)}: {why}")
         # Abort rather than close: a close frame would queue behind the backlog.
@@ -314,43 +307,67 @@ class _Hub:
             allowance_s = self.max_client_lag_s
             await asyncio.sleep(self.lag_probe_interval_s)
 
-    def stats(self) -> dict:
-        """A ``stats`` message; latency percentiles cover events since the previous call."""
-        lat = sorted(self._latencies_ms)
-        self._latencies_ms.clear()
-        return stats_message(  # plus every loss counter, so the page shows them all
-            viewers=len(self.clients), dropped_windows=self.dropped_windows, overflows=self.overflows,
-            latency_p50_ms=_percentile(lat, 50), latency_p95_ms=_percentile(lat, 95), sent=self.sent,
+    def stats(self, session: Session) -> dict:
+        """``session``'s ``stats`` message, with every server-wide loss and refusal counter."""
+        return session.stats(
             slow_disconnects=self.slow_disconnects,
-            max_backlog_bytes=max((_backlog_bytes(ws) for ws in self.clients), default=0),
-        ) | self.losses | {"events_dropped": int(self._events_dropped()) if self._events_dropped else 0}
+            max_backlog_bytes=max((_backlog_bytes(ws) for ws in session.clients), default=0),
+            events_dropped=int(self._events_dropped()) if self._events_dropped and session is self.table.default else 0,
+            sessions=sum(1 for s in self.table.sessions.values() if s.live),
+            capture_refusals=dict(self.table.refusals))
 
     async def run_stats(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self._broadcast(encode(self.stats()))
+            gone = self.table.expire()
+            for session in gone:
+                for ws in list(session.clients):
+                    self.viewing.pop(ws, None)
+                    await ws.close(CLOSE_UNKNOWN_SESSION, "session expired")
+            if gone:
+                self.sessions_changed()
+            for session in list(self.table.sessions.values()):
+                if session.clients:
+                    self._broadcast(session.clients, encode(self.stats(session)))
 
-    async def handler(self, ws: ServerConnection) -> None:
-        # No await between the history snapshot and registration, so a viewer sees hello,
-        # history, then live events: none missed, none twice, in order.
-        broadcast([ws], self.hello_text)
-        joined_bytes = len(self.hello_text)
-        for _, text in self.history:
-            broadcast([ws], text)
-            joined_bytes += len(text)
-        if self.end_text is not None:
-            broadcast([ws], self.end_text)
-        self.clients.add(ws)
+    def sessions_changed(self) -> None:
+        """Every viewer gets the new session list (a session started, ended or expired)."""
+        self._broadcast(self.table.all_clients(), self.table.listing_text())
+
+    def attach(self, ws: ServerConnection, session: Session, extra: list[str]) -> Callable[[], None]:
+        """Register ``ws`` as a viewer of ``session`` (hello, ``extra``, the session list, history); returns
+        the function that unregisters it."""
+        joined_bytes = session.join(ws, extra=[*extra, self.table.listing_text()])
+        self.viewing[ws] = session
         watchdog = asyncio.create_task(self._watch_lag(
             ws, first_allowance_s=self.max_client_lag_s + joined_bytes / JOIN_RATE_BYTES_PER_S))
+
+        def detach() -> None:
+            session.clients.discard(ws)
+            self.viewing.pop(ws, None)
+            watchdog.cancel()
+
+        return detach
+
+    async def handler(self, ws: ServerConnection) -> None:
+        path, _, query = ws.request.path.partition("?")
+        if normalize_path(path) == CAPTURE_PATH:
+            await run_capture(ws, table=self.table, options=self.capture, attach=self.attach,
+                              on_sessions_changed=self.sessions_changed)
+            return
+        wanted = parse_qs(query).get("session", [None])[0]
+        session = self.table.sessions.get(wanted) if wanted else self.table.default
+        if session is None:
+            await ws.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session")
+            return
+        detach = self.attach(ws, session, [])
         try:
             async for _ in ws:
                 pass  # viewers have nothing to say; ignore whatever arrives
         except ConnectionClosed:
             pass
         finally:
-            self.clients.discard(ws)
-            watchdog.cancel()
+            detach()
 
 
 class _RateLimitedLog:
@@ -387,14 +404,6 @@ def _backlog_bytes(ws: ServerConnection) -> int:
     return 0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
 
 
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list, rounded to 0.1 ms; None when empty."""
-    if not sorted_values:
-        return None
-    rank = min(len(sorted_values) - 1, max(0, int(round(q / 100.0 * len(sorted_values) + 0.5)) - 1))
-    return round(sorted_values[rank], 1)
-
-
 # ---------------------------------------------------------------- HTTP: auth, origin, static
 
 class _Gate:
@@ -402,11 +411,16 @@ class _Gate:
 
     Order: malformed (400), foreign Host on a token-less loopback server (403), method (405),
     then the normalised path decides what is served and whether it needs the token (401).
+    ``/ws/capture`` needs ``capture_token`` (when not None) and a same-origin (or absent) Origin;
+    its refusals are counted in ``refusals`` (stats.capture_refusals).
     """
 
-    def __init__(self, *, token: str | None, loopback: bool):
+    def __init__(self, *, token: str | None, loopback: bool, capture: bool = False,
+                 capture_token: str | None = None, refusals: Counter | None = None):
         self.token = token
         self.loopback = loopback
+        self.capture, self.capture_token = capture, capture_token
+        self.refusals = Counter() if refusals is None else refusals
         self._bad_request_log = _RateLimitedLog(interval_s=_LOG_INTERVAL_S)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -422,6 +436,8 @@ class _Gate:
         path = normalize_path(raw_path)
         if path == WS_PATH:
             return self._websocket(request, query)
+        if path == CAPTURE_PATH and self.capture:
+            return self._capture(request, query)
         if request.method not in _PAGE_METHODS:
             return _method_not_allowed(_PAGE_METHODS)
         target = None if path is None else _static_file("/index.html" if path == "/" else path)
@@ -443,15 +459,34 @@ class _Gate:
             return _text_response(HTTPStatus.FORBIDDEN, "Forbidden: cross-origin websocket\n")
         return None  # proceed with the websocket handshake
 
+    def _capture(self, request: Request, query: str) -> Response | None:
+        """Sending audio is a stronger right than watching: the capture token, even on loopback."""
+        if request.method != "GET":
+            return _method_not_allowed(("GET",))
+        headers = request.headers
+        if not _offers_token(query, headers, self.capture_token):
+            self.refusals["token"] += 1
+            return _text_response(HTTPStatus.UNAUTHORIZED, "Unauthorized: token required to capture\n",
+                                  extra=[("WWW-Authenticate", 'Bearer realm="emotion-monitor"')])
+        if not _origin_allowed(headers.get("Origin"), headers.get("Host")):
+            self.refusals["origin"] += 1
+            return _text_response(HTTPStatus.FORBIDDEN, "Forbidden: cross-origin capture\n")
+        return None
+
     def _authorized(self, query: str, headers: Headers) -> bool:
-        if self.token is None:
-            return True
-        offered = parse_qs(query).get("token", [])
-        auth = headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            offered.append(auth[7:].strip())
-        expected = self.token.encode()
-        return any(secrets.compare_digest(t.encode(), expected) for t in offered)
+        return _offers_token(query, headers, self.token)
+
+
+def _offers_token(query: str, headers: Headers, token: str | None) -> bool:
+    """True when no token is required or the request offers it (``?token=`` or a Bearer header)."""
+    if token is None:
+        return True
+    offered = parse_qs(query).get("token", [])
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        offered.append(auth[7:].strip())
+    expected = token.encode()
+    return any(secrets.compare_digest(t.encode(), expected) for t in offered)
 
 
 def _malformed(headers: Headers) -> str | None:

@@ -99,13 +99,19 @@ def cmd_serve(args) -> int:
     source, kind = _open_source(args)
     pipeline = pipeline_from_args(args, source=kind, live=kind != "file")
     capture = None if args.no_capture else capture_options(args, record_dir=record_dir)
+    from web.clips import ClipService
+
+    from .clip_api import clip_analyzer
+
+    clips = ClipService(analyze=clip_analyzer(args))
     from web.sessions import SessionLimits
 
     limits = SessionLimits(max_sessions=args.max_sessions, expiry_s=args.session_expiry)
     return asyncio.run(serve_pipeline(source, pipeline, kind=kind, host=args.host, port=args.port,
                                       token=args.token, history_seconds=args.history_seconds,
                                       max_viewer_lag_s=args.max_viewer_lag, capture=capture, limits=limits,
-                                      ssl_context=ssl_context))
+                                      ssl_context=ssl_context, clip_handler=clips.handler,
+                                      open_capture=args.open_capture))
 
 
 def capture_options(args, *, record_dir=None):
@@ -120,7 +126,7 @@ def capture_options(args, *, record_dir=None):
         pipeline = pipeline_from_args(args, source="browser", live=True)
         return lambda samples, wall_end: [e.to_dict() for e in pipeline.push(samples, wall_end=wall_end)]
 
-    return CaptureOptions(new_pipeline=new_pipeline, sample_rate=SAMPLE_RATE, open_capture=args.open_capture,
+    return CaptureOptions(new_pipeline=new_pipeline, sample_rate=SAMPLE_RATE,
                           max_session_s=args.max_session_seconds, idle_timeout_s=args.idle_timeout,
                           record_dir=record_dir,
                           open_recording=lambda path, sr: SessionRecorder(path, sr=sr))
@@ -161,7 +167,7 @@ def tls_context(*, certfile, keyfile):
 
 async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, token: str | None,
                          history_seconds: float, max_viewer_lag_s: float, capture=None, limits=None,
-                         ssl_context=None) -> int:
+                         ssl_context=None, clip_handler=None, open_capture: bool = False) -> int:
     """Run ``source`` through ``pipeline`` in a thread and serve its events until cancelled (or the server fails)."""
     from web.bridge import EventBridge
     from web.server import serve
@@ -191,7 +197,8 @@ async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, t
         await serve(bridge.events(), hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
                     history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s,
                     events_dropped=lambda: bridge.dropped,  # shown in stats, with the stream's own losses
-                    capture=capture, ssl_context=ssl_context, **extra)
+                    capture=capture, ssl_context=ssl_context, clip_handler=clip_handler,
+                    open_capture=open_capture, **extra)
     except OSError as exc:
         if listening:
             raise

@@ -49,7 +49,6 @@ class CaptureOptions:
 
     new_pipeline: Callable[[], PushFn]  # called in a worker thread, once per capturing connection
     sample_rate: int  # the pipeline's rate (dsp.config.SAMPLE_RATE)
-    open_capture: bool = False  # True: no token needed to capture (otherwise always, even on loopback)
     max_session_s: float = 3600.0  # audio seconds per session, over all its reconnects
     idle_timeout_s: float = 30.0  # a capturing connection that sends no audio this long is closed
     max_ahead_s: float = 2.0  # audio may run this far ahead of the wall clock (network bunching)

@@ -42,7 +42,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -54,6 +54,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from web.capture import CaptureOptions, run_capture
+from web.clips import CLIP_PATH
 from web.protocol import encode
 from web.sessions import HISTORY_MAX_EVENTS_PER_S, Session, SessionLimits, SessionTable
 
@@ -91,7 +92,7 @@ _CONTENT_TYPES = {
 }
 _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
 
@@ -112,6 +113,8 @@ async def serve(
     capture: CaptureOptions | None = None,
     limits: SessionLimits = SessionLimits(),
     ssl_context: ssl.SSLContext | None = None,
+    clip_handler: Callable[[ServerConnection], Awaitable[None]] | None = None,
+    open_capture: bool = False,
 ) -> None:
     """Serve the page and broadcast ``events`` to every viewer until cancelled.
 
@@ -136,9 +139,11 @@ async def serve(
             (e.g. web.bridge.EventBridge's ``dropped``); read on the event loop at every
             ``stats`` message and shown there as ``events_dropped``.
         capture: accept browser microphones on ``/ws/capture`` (web.capture); None: that path is a 404.
-            Capturing needs the token even on loopback (one is generated when none is given) unless
-            ``capture.open_capture``, which lets it follow the viewing rule.
+            Sending audio (capture, clips) needs the token even on loopback (one is generated when none
+            is given) unless ``open_capture``, which lets it follow the viewing rule.
         limits: live capture sessions at once and how long an ended session's history is kept.
+        clip_handler: serves accepted ``/clip`` websockets (web.clips.ClipService.handler); gated as a
+            capture (the capture token, Origin); None: that path is a 404.
         ssl_context: serve https/wss (a secure context, which browsers require for the microphone off
             localhost).
 
@@ -150,13 +155,15 @@ async def serve(
                    max_client_backlog_bytes=max_client_backlog_bytes, max_client_lag_s=max_client_lag_s,
                    lag_probe_interval_s=lag_probe_interval_s)
     token = resolve_token(host=host, token=token)
-    capture_token = _capture_token(capture, token)
+    capture_token = _capture_token(sending=capture is not None or clip_handler is not None,
+                                   open_capture=open_capture, token=token)
     hub = _Hub(hello=hello | {"capture": _capture_hello(capture, capture_token)}, history_seconds=history_seconds,
                stats_interval_s=stats_interval_s, limits=limits, max_client_backlog_bytes=max_client_backlog_bytes,
                max_client_lag_s=max_client_lag_s, lag_probe_interval_s=lag_probe_interval_s,
-               events_dropped=events_dropped, capture=capture)
+               events_dropped=events_dropped, capture=capture, clip_handler=clip_handler)
     source = hub.table.add_source(source=str((hello.get("config") or {}).get("source") or "server"))
     gate = _Gate(token=token, loopback=is_loopback_host(host), capture=capture is not None,
+                 clips=clip_handler is not None,
                  capture_token=capture_token, refusals=hub.table.refusals)
     # ping_interval=None: the hub's lag probe is the keepalive (a dead peer never answers it either).
     # compression=None: per-message deflate compresses every event once per viewer (about 40 us each,
@@ -194,9 +201,9 @@ async def _pump(events: AsyncIterator[dict], session: Session, hub: _Hub) -> Non
     hub.sessions_changed()
 
 
-def _capture_token(capture: CaptureOptions | None, token: str | None) -> str | None:
-    """The token a capture needs: the viewing one; with none in force, a generated one unless open_capture."""
-    if capture is None or token is not None or capture.open_capture:
+def _capture_token(*, sending: bool, open_capture: bool, token: str | None) -> str | None:
+    """The token sending audio needs: the viewing one; with none in force, a generated one unless open_capture."""
+    if not sending or token is not None or open_capture:
         return token
     return secrets.token_urlsafe(24)
 
@@ -259,10 +266,12 @@ class _Hub:
 
     def __init__(self, *, hello: dict, history_seconds: float, stats_interval_s: float, limits: SessionLimits,
                  max_client_backlog_bytes: int, max_client_lag_s: float, lag_probe_interval_s: float,
-                 events_dropped: Callable[[], int] | None = None, capture: CaptureOptions | None = None):
+                 events_dropped: Callable[[], int] | None = None, capture: CaptureOptions | None = None,
+                 clip_handler: Callable[[ServerConnection], Awaitable[None]] | None = None):
         self.table = SessionTable(hello=hello, history_seconds=history_seconds, stats_interval_s=stats_interval_s,
                                   limits=limits, send=self._broadcast)
         self.capture = capture
+        self.clip_handler = clip_handler
         self.max_client_backlog_bytes = max_client_backlog_bytes
         self.max_client_lag_s = max_client_lag_s
         self.lag_probe_interval_s = lag_probe_interval_s
@@ -350,8 +359,12 @@ class _Hub:
         return detach
 
     async def handler(self, ws: ServerConnection) -> None:
-        path, _, query = ws.request.path.partition("?")
-        if normalize_path(path) == CAPTURE_PATH:
+        path, _, query = ws.request.path.partition("#")[0].partition("?")
+        path = normalize_path(path)
+        if path == CLIP_PATH:
+            await self.clip_handler(ws)
+            return
+        if path == CAPTURE_PATH:
             await run_capture(ws, table=self.table, options=self.capture, attach=self.attach,
                               on_sessions_changed=self.sessions_changed)
             return
@@ -415,11 +428,11 @@ class _Gate:
     its refusals are counted in ``refusals`` (stats.capture_refusals).
     """
 
-    def __init__(self, *, token: str | None, loopback: bool, capture: bool = False,
+    def __init__(self, *, token: str | None, loopback: bool, capture: bool = False, clips: bool = False,
                  capture_token: str | None = None, refusals: Counter | None = None):
         self.token = token
         self.loopback = loopback
-        self.capture, self.capture_token = capture, capture_token
+        self.capture, self.clips, self.capture_token = capture, clips, capture_token
         self.refusals = Counter() if refusals is None else refusals
         self._bad_request_log = _RateLimitedLog(interval_s=_LOG_INTERVAL_S)
 
@@ -436,8 +449,8 @@ class _Gate:
         path = normalize_path(raw_path)
         if path == WS_PATH:
             return self._websocket(request, query)
-        if path == CAPTURE_PATH and self.capture:
-            return self._capture(request, query)
+        if (path == CAPTURE_PATH and self.capture) or (path == CLIP_PATH and self.clips):
+            return self._capture(request, query)  # sending audio: the same rights for a clip
         if request.method not in _PAGE_METHODS:
             return _method_not_allowed(_PAGE_METHODS)
         target = None if path is None else _static_file("/index.html" if path == "/" else path)

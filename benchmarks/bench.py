@@ -22,6 +22,8 @@ One run, on this machine, at the shipped models' window and hop (1.5 s / 100 ms 
    then measured), and the monitor's peak RSS in that process.
 5. with ``--viewers 200,1000`` (off by default: it adds about a minute per count): the other viewers'
    latency while one viewer stops reading, and when the server drops it (benchmarks.viewers).
+6. with ``--sessions 10,50`` or ``--sessions find`` (off by default: about 30 s per count): N browser microphones
+   capturing at once, latency per session and server CPU per session (benchmarks.sessions).
 
 Timings go to the JSON, the terminal and an HTML report; goals are checked but never asserted.
 
@@ -83,6 +85,8 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
             ("cold", "cold start (warm numba cache)"), ("e2e", "end to end (real time)"))}
         if opts.viewers:
             tasks["viewers"] = progress.add_task("viewers, one stalled (connected)", total=None)
+        if opts.sessions:
+            tasks["sessions"] = progress.add_task("capturing sessions (connected)", total=None)
 
         def update(name):
             return lambda done, total: progress.update(tasks[name], completed=done, total=total)
@@ -99,6 +103,10 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
             from .viewers import run_viewers
 
             res["stalled_viewer"] = run_viewers(wav, counts=opts.viewers, on_progress=update("viewers"))
+        if opts.sessions:
+            from .sessions import run_sessions_part
+
+            res["sessions"] = run_sessions_part(y, opts.sessions, workdir, on_progress=update("sessions"))
     res["bench_process_peak_rss_mb"] = self_peak_rss_mb()
     res["machine"] = machine_info(raw.get("pinned_cpu"), load_at_start=load_at_start)
     res["models"] = model_ids()
@@ -107,6 +115,10 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
         from .viewers import viewer_goals
 
         res["goals"].update(viewer_goals(res["stalled_viewer"]))
+    if "sessions" in res:
+        from .sessions import sessions_goals
+
+        res["goals"].update(sessions_goals(res["sessions"]))
     res["run_seconds"] = round(time.monotonic() - t_run, 1)
     _write_outputs(res, Artifacts(hop_total_ms=hop_samples, e2e_ms=e2e_samples, timelines=timelines), opts)
     return res
@@ -126,6 +138,8 @@ def _command_args(opts: BenchOptions) -> str:
             parts += [flag, str(getattr(opts, name))]
     if opts.viewers:
         parts += ["--viewers", ",".join(str(n) for n in opts.viewers)]
+    if opts.sessions:
+        parts += ["--sessions", "find" if opts.sessions == (0,) else ",".join(str(n) for n in opts.sessions)]
     return " ".join(parts)
 
 

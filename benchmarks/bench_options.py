@@ -28,6 +28,7 @@ class BenchOptions:
     baseline_hops: int = 200  # timed baseline hops
     e2e: str = "auto"  # auto | vmic | file
     viewers: tuple[int, ...] = ()  # viewer counts of the stalled-viewer part; empty: skipped
+    sessions: tuple[int, ...] = ()  # capturing-session counts (benchmarks.sessions); (0,): find; empty: skipped
 
     def __post_init__(self):
         if not self.seconds >= 1.0:

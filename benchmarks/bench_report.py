@@ -174,5 +174,9 @@ def render_html(res: dict, art) -> str:
              "<h2>Reaction to emotion changes (held-out actors 19 and 20)</h2>",
              f"<p>{_legend()}</p>"]
     parts += [timeline_svg(stream, rows) for stream, rows in art.timelines]
+    if "sessions" in res:
+        from .sessions import html_section
+
+        parts.append(html_section(res["sessions"]))
     parts.append("<h2>All numbers</h2><pre>" + _esc(json.dumps(res, indent=1)) + "</pre></body></html>")
     return "\n".join(parts)

@@ -53,6 +53,10 @@ def print_results(res: dict, *, console=None) -> None:
                      "p95 " + goal.get("target", "-"),
                      "[green]met[/]" if met else ("[red]missed[/]" if met is False else "-"))
     console.print(head)
+    if "sessions" in res:
+        from .sessions import print_table
+
+        print_table(res["sessions"], console)
     st = Table("stage (speech hops)", "median ms", "p95", "p99", "max", "% of hop budget",
                title="per-stage cost per hop")
     for s in STAGES:

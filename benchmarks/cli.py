@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--viewers", type=_counts, default=(), metavar="N[,N...]",
                    help="also measure the other viewers' latency with one stalled viewer at these viewer counts "
                         "(e.g. 200,1000; about a minute each; default: skipped)")
+    g.add_argument("--sessions", type=_session_counts, default=(), metavar="N[,N...]|find",
+                   help="also measure N browser microphones capturing at once (benchmarks.sessions): latency per "
+                        "session and server CPU per session at these counts, or 'find' to search the largest N "
+                        "with p95 <= 100 ms and no losses (about 30 s per count; default: skipped)")
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -50,6 +54,16 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _session_counts(text: str) -> tuple[int, ...]:
+    """--sessions: counts, or "find" (encoded as the empty-looking tuple (0,): search from 10)."""
+    if text.strip() == "find":
+        return (0,)
+    counts = _counts(text)
+    if not all(n <= 2000 for n in counts):
+        raise argparse.ArgumentTypeError(f"session counts must be 1..2000, got {text}")
+    return counts
+
+
 def options(args):
     from .bench import BenchOptions
 
@@ -57,7 +71,8 @@ def options(args):
                         json_path=Path(args.json) if args.json else None,
                         html_path=Path(args.html) if args.html else None,
                         clips_per_actor=args.clips, min_hops=args.hops, baseline_windows=args.baseline_windows,
-                        baseline_hops=args.baseline_hops, e2e=args.e2e, viewers=args.viewers)
+                        baseline_hops=args.baseline_hops, e2e=args.e2e, viewers=args.viewers,
+                        sessions=args.sessions)
 
 
 def cmd_bench(args) -> int:

@@ -46,7 +46,8 @@ import numpy as np
 
 from ._util import ROOT, bars_svg, write_html, write_json
 
-__all__ = ["SessionsOptions", "run_sessions", "sessions_goals", "GOAL_SESSIONS", "GOAL_P95_MS"]
+__all__ = ["SessionsOptions", "run_sessions", "run_sessions_part", "sessions_goals", "profile_one_session",
+           "html_section", "print_table", "GOAL_SESSIONS", "GOAL_P95_MS"]
 
 GOAL_SESSIONS = 50
 GOAL_P95_MS = 100.0
@@ -309,6 +310,16 @@ def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_pr
     res["largest_passing"] = max((int(k) for k, r in res["runs"].items() if r["passed"]), default=None)
     res["where_the_time_goes"] = _where(res)
     return res
+
+
+def run_sessions_part(audio16: np.ndarray, counts: tuple[int, ...], workdir: Path, *, on_progress) -> dict:
+    """The part `emotion-monitor bench --sessions` runs: ``counts``, or (0,) for the search from 10."""
+    import soundfile as sf
+
+    silence = workdir / "sessions_silence.wav"  # the server's own source: looped, cheap, constant
+    sf.write(silence, np.zeros(16000 * 5, np.float32), 16000, subtype="PCM_16")
+    opts = SessionsOptions(counts=(10,), find=True) if counts == (0,) else SessionsOptions(counts=tuple(counts))
+    return run_sessions(silence, audio16, opts, on_progress=on_progress)
 
 
 def _counts(opts: SessionsOptions, runs: dict):

@@ -13,12 +13,30 @@
   const GAP_JUMP_S = 1.0;          // consecutive events further apart than this in t: a gap in the stream
   const GAP_FILL = "#5a6678";      // capture gaps (the input device was lost): darker than "no speech"
 
-  const token = new URLSearchParams(location.search).get("token");
-  const wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" +
-    (token ? "?token=" + encodeURIComponent(token) : "");
+  const CAPTURE_BACKLOG_MAX = 1 << 20;  // bytes queued in the socket beyond which mic frames are dropped (~10 s)
+  const CLOSE_UNKNOWN_SESSION = 4404;  // /ws?session=ID names no (longer) kept session
+  const CAPTURE_REFUSED = [1007, 1008, 1011, 1013];  // the server's reasons to stop a capture: do not retry
+
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  let sessionId = params.get("session");  // the session watched; null: the server's own stream
+  const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+
+  function viewerUrl() {
+    const q = new URLSearchParams();
+    if (token) q.set("token", token);
+    if (sessionId) q.set("session", sessionId);
+    return wsBase + "/ws" + (q.toString() ? "?" + q.toString() : "");
+  }
+
+  function captureUrl() {
+    return wsBase + "/ws/capture" + (token ? "?token=" + encodeURIComponent(token) : "");
+  }
 
   // ------------------------------------------------------------------ state
-  const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0, lastDrawMs: 0 };
+  const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0, lastDrawMs: 0,
+                session: null, sessions: [],
+                capture: { state: "off", session: null, rate: null, sentSamples: 0, droppedFrames: 0, resets: 0 } };
   window.__emo = emo;
 
   let labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"];
@@ -86,6 +104,8 @@
       case "prediction": onPrediction(msg); break;
       case "stats": onStats(msg); break;
       case "end": setStreamState("stream ended"); break;
+      case "sessions": onSessions(msg); break;
+      case "capture": onCaptureAck(msg); break;
       default: break;  // unknown types are ignored (forward compatibility)
     }
   }
@@ -93,6 +113,9 @@
   function onHello(msg) {
     labels = Array.isArray(msg.labels) && msg.labels.length ? msg.labels.slice() : labels;
     colors = msg.colors || {};
+    emo.session = msg.session || null;
+    captureInfo = msg.capture || { enabled: false };
+    updateMicButton();
     // Every hello restarts the view: the server replays its history right after it.
     series = makeSeries(labels.length);
     agg = makeAgg(labels.length);
@@ -155,6 +178,10 @@
     if (msg.overrun_seconds) parts.push(`capture overwritten ${Number(msg.overrun_seconds).toFixed(2)} s`);
     if (msg.events_dropped) parts.push(`events dropped ${msg.events_dropped}`);
     if (msg.slow_disconnects) parts.push(`slow viewers dropped ${msg.slow_disconnects}`);
+    if (typeof msg.sessions === "number" && msg.sessions > 1) parts.push(`live sessions ${msg.sessions}`);
+    if (msg.resets) parts.push(`capture reconnects ${msg.resets}`);
+    const refused = Object.entries(msg.capture_refusals || {}).filter(([, n]) => n > 0);
+    if (refused.length) parts.push("captures refused: " + refused.map(([k, n]) => `${k.replace(/_/g, " ")} ${n}`).join(", "));
     document.getElementById("stats").textContent = parts.join("  ·  ");
   }
 
@@ -175,33 +202,228 @@
     el.textContent = text || "";
   }
 
-  function connect() {
-    retryTimer = null;
-    retryEl.textContent = "";
-    setStatus("connecting");
-    let ws;
+  // One connection at a time: a viewer of a session (/ws), or this page's own capture (/ws/capture),
+  // which also brings its session's events back. `ws` is it; events of a replaced socket are ignored.
+  let ws = null;
+
+  function openSocket(url, { onOpen, onClose }) {
+    let sock;
     try {
-      ws = new WebSocket(wsUrl);
+      sock = new WebSocket(url);
     } catch (e) {
-      scheduleReconnect();
-      return;
+      onClose({ code: 1006, reason: String(e) });
+      return null;
     }
-    ws.onopen = () => { setStatus("connected"); backoffMs = BACKOFF_MIN_MS; };
-    ws.onmessage = (e) => {
+    sock.binaryType = "arraybuffer";
+    ws = sock;
+    sock.onopen = () => { if (sock === ws) onOpen(sock); };
+    sock.onmessage = (e) => {
+      if (sock !== ws || typeof e.data !== "string") return;
       let msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }  // ignore malformed frames
       onMessage(msg);
     };
-    ws.onclose = () => { setStatus("disconnected"); scheduleReconnect(); };
+    sock.onclose = (e) => {
+      if (sock !== ws) return;
+      ws = null;
+      onClose(e);
+    };
+    return sock;
   }
 
-  function scheduleReconnect() {
+  function closeSocket() {
+    const sock = ws;
+    ws = null;
+    if (sock) sock.close(1000);
+  }
+
+  function connect() {
+    retryTimer = null;
+    retryEl.textContent = "";
+    if (capture) return;  // capturing: the capture socket is the page's connection
+    setStatus("connecting");
+    openSocket(viewerUrl(), {
+      onOpen: () => { setStatus("connected"); backoffMs = BACKOFF_MIN_MS; },
+      onClose: (e) => {
+        setStatus("disconnected");
+        if (e.code === CLOSE_UNKNOWN_SESSION) {  // expired: back to the server's own stream
+          selectSession(null, { reconnect: false });
+          connect();
+          return;
+        }
+        scheduleReconnect();
+      },
+    });
+  }
+
+  function reconnectViewer() {
+    if (retryTimer !== null) { clearTimeout(retryTimer); retryTimer = null; }
+    closeSocket();
+    backoffMs = BACKOFF_MIN_MS;
+    connect();
+  }
+
+  function scheduleReconnect(fn = connect) {
     if (retryTimer !== null) return;
     const delay = backoffMs * (0.75 + 0.5 * Math.random());  // jitter spreads reconnect storms
     backoffMs = Math.min(BACKOFF_MAX_MS, backoffMs * 2);
     retryEl.textContent = `retry in ${(delay / 1000).toFixed(1)} s`;
-    retryTimer = setTimeout(connect, delay);
+    retryTimer = setTimeout(fn, delay);
   }
+
+  // ------------------------------------------------------------------ sessions
+  const sessionSelect = document.getElementById("session-select");
+
+  function selectSession(id, { reconnect = true } = {}) {
+    sessionId = id || null;
+    const q = new URLSearchParams(location.search);
+    if (sessionId) q.set("session", sessionId); else q.delete("session");
+    history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q.toString() : ""));
+    if (reconnect) reconnectViewer();
+  }
+
+  function sessionLabel(s) {
+    const when = new Date(s.started * 1000).toLocaleTimeString();
+    const what = s.kind === "source" ? `server ${s.source}` : "browser microphone";
+    const mine = capture && s.id === capture.session ? " (this page)" : "";
+    return `${what}${mine} · ${when} · ${s.live ? "live" : "ended"}`;
+  }
+
+  function onSessions(msg) {
+    const list = Array.isArray(msg.sessions) ? msg.sessions : [];  // newest first, as sent
+    emo.sessions = list.map((s) => s.id);
+    const current = emo.session;
+    const opts = d3.select(sessionSelect).selectAll("option").data(list, (s) => s.id);
+    opts.join("option")
+      .attr("value", (s) => s.id)
+      .attr("data-kind", (s) => s.kind)
+      .attr("data-live", (s) => String(s.live))
+      .text(sessionLabel)
+      .property("selected", (s) => s.id === current);
+    d3.select(sessionSelect).selectAll("option").sort((a, b) => b.started - a.started);
+  }
+
+  sessionSelect.addEventListener("change", () => {
+    if (capture) return;  // the select is disabled while capturing; belt and braces
+    selectSession(sessionSelect.value);
+  });
+
+  // ------------------------------------------------------------------ microphone capture
+  const micBtn = document.getElementById("mic-btn");
+  const micProcessing = document.getElementById("mic-processing");
+  const micStateEl = document.getElementById("mic-state");
+  let captureInfo = { enabled: false };
+  let capture = null;  // {mic, session, key, acked, stopping, refused}
+
+  function setMicState(state, detail) {
+    emo.capture.state = state;
+    micStateEl.textContent = detail ? `${state}: ${detail}` : state;
+    micStateEl.dataset.state = state;
+    micBtn.textContent = capture ? "Stop microphone" : "Use my microphone";
+    micBtn.setAttribute("aria-pressed", String(!!capture));
+    micBtn.classList.toggle("live", !!capture);
+    sessionSelect.disabled = !!capture;
+    micProcessing.disabled = !!capture;
+  }
+
+  function updateMicButton() {
+    const needToken = captureInfo.token_required && !token;
+    micBtn.hidden = !captureInfo.enabled;
+    micBtn.disabled = !capture && needToken;
+    micBtn.title = needToken ? "this server needs its token to capture: open the URL it printed (with ?token=...)" : "";
+  }
+
+  async function startCapture() {
+    capture = { mic: null, session: null, key: null, acked: false, stopping: false };
+    setMicState("starting");
+    try {
+      capture.mic = await window.EmoMic.start({
+        processing: micProcessing.checked,
+        onFrame: sendFrame,
+      });
+    } catch (err) {
+      capture = null;
+      setMicState("off", `microphone unavailable (${err && err.message ? err.message : err})`);
+      return;
+    }
+    emo.capture.rate = capture.mic.rate;
+    openCapture();
+  }
+
+  function openCapture() {
+    if (retryTimer !== null) { clearTimeout(retryTimer); retryTimer = null; }
+    closeSocket();
+    capture.acked = false;
+    setStatus("connecting");
+    openSocket(captureUrl(), {
+      onOpen: (sock) => {
+        setStatus("connected");
+        const start = { type: "capture", v: 1, rate: capture.mic.rate, format: "f32le" };
+        if (capture.session) Object.assign(start, { session: capture.session, key: capture.key });  // resume
+        sock.send(JSON.stringify(start));
+      },
+      onClose: onCaptureClosed,
+    });
+  }
+
+  function onCaptureAck(msg) {
+    if (!capture) return;
+    if (capture.session && capture.session !== msg.session) emo.capture.resets = 0;
+    else if (capture.session) emo.capture.resets++;
+    capture.session = msg.session;
+    capture.key = msg.key;
+    capture.acked = true;
+    backoffMs = BACKOFF_MIN_MS;
+    emo.capture.session = msg.session;
+    selectSession(msg.session, { reconnect: false });  // a reload, or a viewer given this URL, shows it
+    setMicState("capturing", `${capture.mic.rate} Hz → ${msg.rate} Hz`);
+  }
+
+  function sendFrame(buf) {
+    const sock = ws;
+    if (!capture || !capture.acked || capture.stopping || !sock || sock.readyState !== WebSocket.OPEN ||
+        sock.bufferedAmount > CAPTURE_BACKLOG_MAX) {
+      emo.capture.droppedFrames++;  // not connected (yet): this audio is lost, the server sees a gap
+      return;
+    }
+    sock.send(buf);
+    emo.capture.sentSamples += buf.byteLength / 4;
+  }
+
+  function stopCapture() {
+    if (!capture) return;
+    capture.stopping = true;
+    if (ws && ws.readyState === WebSocket.OPEN && capture.acked) {
+      ws.send(JSON.stringify({ type: "stop" }));  // the server ends the session and closes
+    } else {
+      finishCapture("off");
+    }
+  }
+
+  function finishCapture(state, detail) {
+    const c = capture;
+    capture = null;
+    if (c && c.mic) c.mic.stop();
+    setMicState(state, detail);
+    updateMicButton();
+    reconnectViewer();  // go on watching: this page's session (its history) if it had one
+  }
+
+  function onCaptureClosed(e) {
+    setStatus("disconnected");
+    if (!capture) return;
+    if (capture.stopping) { finishCapture("off", "stopped"); return; }
+    const refused = CAPTURE_REFUSED.includes(e.code) || (!capture.acked && !capture.session);
+    if (refused) {
+      const why = e.reason || (e.code === 1006 ? "refused by the server (token missing or wrong?)" : `code ${e.code}`);
+      finishCapture("refused", why);
+      return;
+    }
+    setMicState("reconnecting", "connection lost; resuming the session");
+    scheduleReconnect(openCapture);  // the same session, its pipeline restarted
+  }
+
+  micBtn.addEventListener("click", () => { if (capture) stopCapture(); else startCapture(); });
 
   // ------------------------------------------------------------------ controls
   document.querySelectorAll("[data-window]").forEach((btn) => {
@@ -564,5 +786,6 @@
   buildLegend();
   buildBars();
   buildCompare();
+  setMicState("off");
   connect();
 })();

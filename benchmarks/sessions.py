@@ -1,6 +1,7 @@
 """Many browser microphones at once: per-session delivery latency and server CPU per live session (issue 12).
 
-    python -m benchmarks.sessions [--sessions 10 25 50] [--find] [--seconds 15] [--rate 48000] [--source PATH|demo]
+    python -m benchmarks.sessions [--sessions 10 25 50] [--find] [--seconds 15] [--rate 48000] [--frame-ms 20]
+                                  [--source PATH|demo]
                                   [--json OUT] [--html OUT]
     emotion-monitor bench --sessions 10,50        (the same, as the last part of bench)
 
@@ -64,6 +65,7 @@ class SessionsOptions:
     find: bool = False  # search the largest passing N, starting from counts[0]
     seconds: float = 15.0  # the measured phase per N
     rate: int = 48000  # the clients' capture rate
+    frame_ms: int = FRAME_MS  # audio per upstream frame (the page sends 20 ms; larger frames cost less per second)
     max_steps: int = 8  # runs of the --find search
 
     def __post_init__(self):
@@ -73,6 +75,8 @@ class SessionsOptions:
             raise ValueError(f"--seconds must be 2..600, got {self.seconds}")
         if not 8000 <= self.rate <= 192000:
             raise ValueError(f"--rate must be 8000..192000, got {self.rate}")
+        if not 5 <= self.frame_ms <= 1000:
+            raise ValueError(f"--frame-ms must be 5..1000, got {self.frame_ms}")
 
 
 # ------------------------------------------------------------------ the clients
@@ -91,11 +95,11 @@ class _Record:
 
 
 async def _client(index: int, port: int, audio: np.ndarray, rate: int, rec: _Record, ready: list,
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, *, frame_ms: int) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    frame = rate * FRAME_MS // 1000
+    frame = rate * frame_ms // 1000
     pos = (index * 1723 * frame) % audio.size  # every client from its own place in the speech
     try:
         async with connect(f"ws://127.0.0.1:{port}/ws/capture", compression=None, ping_interval=None,
@@ -104,7 +108,7 @@ async def _client(index: int, port: int, audio: np.ndarray, rate: int, rec: _Rec
             while json.loads(await ws.recv()).get("type") != "capture":
                 pass  # hello first, then the capture message with the session id
             ready.append(index)
-            await asyncio.sleep(random.uniform(0, FRAME_MS / 1000))  # browsers are not in phase
+            await asyncio.sleep(random.uniform(0, frame_ms / 1000))  # browsers are not in phase
             t0 = time.monotonic()
             reader = asyncio.create_task(_read(ws, index, t0, rec))
             sent = 0
@@ -181,7 +185,8 @@ async def _run_n(port: int, pid: int, *, n: int, audio: np.ndarray, opts: Sessio
     tasks = []
     for start in range(0, n, _CONNECT_BATCH):
         batch = range(start, min(n, start + _CONNECT_BATCH))
-        tasks += [asyncio.create_task(_client(i, port, audio, opts.rate, rec, ready, stop)) for i in batch]
+        tasks += [asyncio.create_task(_client(i, port, audio, opts.rate, rec, ready, stop, frame_ms=opts.frame_ms))
+                  for i in batch]
         await _until(lambda: len(ready) + len(rec.closed_early) >= batch.stop, timeout=120)
         on_progress(len(ready), n)
     await asyncio.sleep(_WARMUP_S)
@@ -247,7 +252,7 @@ def _r(x, digits: int = 2):
 
 # ------------------------------------------------------------------ the in-process baseline
 
-def profile_one_session(audio: np.ndarray, *, rate: int, seconds: float = 30.0) -> dict:
+def profile_one_session(audio: np.ndarray, *, rate: int, frame_ms: int = FRAME_MS, seconds: float = 30.0) -> dict:
     """One session's work in this process, on the same 20 ms frames: soxr to 16 kHz, ``Pipeline.push`` (live),
     and the encoding of each event (``to_dict`` + web.protocol.encode). Milliseconds of CPU per second of audio
     (thread CPU time, so other processes on the machine do not count)."""
@@ -258,7 +263,7 @@ def profile_one_session(audio: np.ndarray, *, rate: int, seconds: float = 30.0) 
     from web.protocol import encode
 
     pipeline = build_pipeline(source="browser", live=True)
-    frame = rate * FRAME_MS // 1000
+    frame = rate * frame_ms // 1000
     n = min(audio.size, int(seconds * rate)) // frame * frame
     frames = audio[:n].reshape(-1, frame)
     resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
@@ -300,9 +305,9 @@ def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_pr
 
     _raise_fd_limit()
     audio = soxr.resample(audio16, 16000, opts.rate).astype(np.float32)
-    res = {"seconds_per_run": opts.seconds, "rate": opts.rate, "frame_ms": FRAME_MS,
+    res = {"seconds_per_run": opts.seconds, "rate": opts.rate, "frame_ms": opts.frame_ms,
            "load_average_at_start": loadavg(), "runs": {}}
-    res["one_session_in_process_ms_per_s"] = profile_one_session(audio, rate=opts.rate)
+    res["one_session_in_process_ms_per_s"] = profile_one_session(audio, rate=opts.rate, frame_ms=opts.frame_ms)
     for n in _counts(opts, res["runs"]):
         res["runs"][str(n)] = run = _serve_and_measure(wav, n=n, audio=audio, opts=opts, on_progress=on_progress)
         on_run(n, run)
@@ -428,7 +433,8 @@ def print_table(res: dict, console=None) -> None:
 
     console = console or Console(stderr=True)
     t = Table("sessions", "p50 ms", "p95 ms", "worst session p95", "dropped/missing/closed", "server CPU",
-              "CPU/session", "passed", title=f"live sessions (browser microphones), {res['rate']} Hz f32 upstream")
+              "CPU/session", "passed", title=f"live sessions (browser microphones), {res['rate']} Hz f32 upstream in "
+                    f"{res['frame_ms']} ms frames")
     for k, r in sorted(res["runs"].items(), key=lambda kv: int(kv[0])):
         t.add_row(k, _s(r["latency_ms"]["p50"]), _s(r["latency_ms"]["p95"]), _s(r["session_p95_ms"]["max"]),
                   f"{r['dropped_window_events']}/{r['missing_hops']}/{r['closed_early']}", _s(r["server_cpu"]),
@@ -456,13 +462,16 @@ def main(argv=None) -> int:
     p.add_argument("--find", action="store_true", help="search the largest passing N, from the first --sessions")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N (default 15)")
     p.add_argument("--rate", type=int, default=48000, help="the clients' capture rate (default 48000)")
+    p.add_argument("--frame-ms", type=int, default=FRAME_MS,
+                   help=f"audio per upstream frame (default {FRAME_MS}, the page's)")
     p.add_argument("--source", default=None, metavar="PATH|demo", help="speech (default: held-out RAVDESS)")
     p.add_argument("--data", default=str(DEFAULT_DATA), metavar="DIR")
     p.add_argument("--json", default=str(ROOT / "artifacts" / "bench_sessions.json"), metavar="OUT")
     p.add_argument("--html", default=str(ROOT / "artifacts" / "bench_sessions.html"), metavar="OUT")
     args = p.parse_args(argv)
     try:
-        opts = SessionsOptions(counts=tuple(args.sessions), find=args.find, seconds=args.seconds, rate=args.rate)
+        opts = SessionsOptions(counts=tuple(args.sessions), find=args.find, seconds=args.seconds, rate=args.rate,
+                               frame_ms=args.frame_ms)
     except ValueError as exc:
         p.error(str(exc))
     import soundfile as sf

@@ -138,6 +138,15 @@ def test_upload_sample_and_refusals_on_the_page(tmp_path):
                         " status: document.getElementById('clip-status').textContent})")
                     if path == flac:
                         out["downloaded"] = (await download(page, "#clip-dl-clip", tmp_path / "back.flac")).read_bytes()
+                # Drag and drop: a drop event carrying the file, on the drop zone.
+                before = await page.evaluate("window.__clips.results")
+                dropped = await page.evaluate_handle(
+                    "([name, bytes]) => { const dt = new DataTransfer();"
+                    " dt.items.add(new File([new Uint8Array(bytes)], name, {type: 'audio/wav'})); return dt; }",
+                    [clip.name, list(clip.read_bytes())])
+                await page.dispatch_event("#clip-drop", "drop", {"dataTransfer": dropped})
+                await until(page, f"window.__clips.results > {before}")
+                out["dropped"] = await page.evaluate("window.__clips.lastResult.result")
                 await page.click(f"#clip-samples button[data-file='{sample['file']}']")
                 await until(page, "window.__clips.clipKind === 'sample' && window.__clips.playedSeconds > 0.3")
                 await until(page, f"window.__clips.lastResult && window.__clips.lastResult.name === '{sample['file']}'")
@@ -157,6 +166,7 @@ def test_upload_sample_and_refusals_on_the_page(tmp_path):
     assert errors == []
     assert out[flac.name]["r"]["result"] == predict_json(flac) | {"path": flac.name}  # exactly predict
     assert out["downloaded"] == flac.read_bytes()
+    assert out["dropped"] == predict_json(clip) | {"path": clip.name}
     assert out[junk.name]["status"] == f"not analysed: cannot read audio file {junk.name}: format not recognised"
     assert out[empty.name]["status"] == "not analysed: the clip is empty (0 bytes)"
     assert out["sample"] == predict_json(SAMPLES / sample["file"]) | {"path": sample["file"]}

@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -122,6 +123,10 @@ def test_upload_sample_and_refusals_on_the_page(tmp_path):
     junk.write_bytes(b"this is not audio\n" * 100)
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (17 * 2**20))
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, np.clip(4 * y, -1, 1), sr, subtype="PCM_16")  # clipped: predict warns, so does the page
     sample = json.loads((SAMPLES / "index.json").read_text())["samples"][1]
 
     async def main(url, token_free_url):
@@ -129,7 +134,7 @@ def test_upload_sample_and_refusals_on_the_page(tmp_path):
             browser, page, errors = await open_page(p, url)
             try:
                 out = {}
-                for path in (flac, junk, empty):
+                for path in (flac, junk, empty, big, loud):
                     before = await page.evaluate("window.__clips.results + window.__clips.errors")
                     await page.set_input_files("#clip-file", str(path))
                     await until(page, f"window.__clips.results + window.__clips.errors > {before}")
@@ -169,6 +174,10 @@ def test_upload_sample_and_refusals_on_the_page(tmp_path):
     assert out["dropped"] == predict_json(clip) | {"path": clip.name}
     assert out[junk.name]["status"] == f"not analysed: cannot read audio file {junk.name}: format not recognised"
     assert out[empty.name]["status"] == "not analysed: the clip is empty (0 bytes)"
+    assert out[big.name]["status"] == "not analysed: big.wav is 17.0 MiB; the limit is 16 MiB"
+    clipped = out[loud.name]["r"]["clipped_fraction"]
+    assert clipped > 1e-3 and out[loud.name]["status"] == (
+        f"analysed loud.wav ({100 * clipped:.1f} % of samples clipped: less reliable)")
     assert out["sample"] == predict_json(SAMPLES / sample["file"]) | {"path": sample["file"]}
     assert out["no token"].startswith("not analysed: the server refused")
 

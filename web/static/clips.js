@@ -254,7 +254,11 @@
     const g = r.gender;
     ui.gender.textContent = g ? g + " " + (100 * r.gender_probs[g]).toFixed(0) + "%" : "—";
     ui.speech.textContent = r.speech_seconds.toFixed(1) + " s of " + msg.duration_s.toFixed(1) + " s";
-    setStatus(r.emotion ? "analysed " + msg.name : "analysed " + msg.name + ": no speech found", "ok");
+    let note = r.emotion ? "" : ": no speech found";
+    if (msg.clipped_fraction > 1e-3) {  // as `predict` warns: clipping distorts the features the models read
+      note += " (" + (100 * msg.clipped_fraction).toFixed(1) + " % of samples clipped: less reliable)";
+    }
+    setStatus("analysed " + msg.name + note, "ok");
     const json = JSON.stringify({ name: msg.name, duration_s: msg.duration_s, result: r, events: msg.events }, null, 1);
     setDownload(ui.dlJson, new Blob([json], { type: "application/json" }),
       msg.name.replace(/\.[A-Za-z0-9]+$/, "") + ".emotion.json");

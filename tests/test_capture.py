@@ -457,3 +457,27 @@ def test_serve_refuses_bad_tls_and_record_options_in_one_line(args, message):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("emotion-monitor: " + message), proc.stderr
+
+
+def test_a_pipeline_that_fails_to_build_ends_that_capture_only():
+    """A fault we cannot cause with real parts (the shipped models load): the injected factory raises."""
+    from web.capture import CaptureOptions
+
+    def broken():
+        raise RuntimeError("model file vanished")
+
+    async def main():
+        options = CaptureOptions(new_pipeline=broken, sample_rate=SR)
+        async with running_server(synthetic_events(10**6, interval_s=0.05), capture=options, token=TOKEN,
+                                  stats_interval_s=0.2) as (port, _):
+            closed = await _refused(port)
+            async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}") as viewer:
+                listing = await _first_of(viewer, "sessions")
+                pred = await _first_of(viewer, "prediction")
+        return closed, listing, pred
+
+    closed, listing, pred = run(main())
+    assert closed == (1011, "server error: RuntimeError")
+    ended = [s for s in listing["sessions"] if s["kind"] == "capture"]
+    assert [(s["live"], s["end_reason"]) for s in ended] == [(False, "server error")]
+    assert pred["type"] == "prediction"

@@ -87,8 +87,8 @@ async def run_capture(ws, *, table: SessionTable, options: CaptureOptions,
     try:
         start = parse_capture_start(await _first_message(ws, options.start_timeout_s))
         session, resumed = _claim(table, start)
-        push = await asyncio.to_thread(options.new_pipeline)
         _take_over(session, ws, resumed=resumed)
+        push = await asyncio.to_thread(options.new_pipeline)
         key_msg = capture_message(session=session.id, key=session.key, rate=options.sample_rate,
                                   input_rate=start.rate, limits=options.limits())
         detach = attach(ws, session, [encode(key_msg)])
@@ -112,6 +112,11 @@ async def run_capture(ws, *, table: SessionTable, options: CaptureOptions,
     except ConnectionClosed:
         if session is not None:
             _end(session, ws, "disconnected")
+    except Exception as exc:  # noqa: BLE001 - a server fault ends this capture only, never the server
+        log.exception("capture failed")
+        if session is not None:
+            _end(session, ws, "server error")
+        await ws.close(CLOSE_SERVER_ERROR, f"server error: {type(exc).__name__}"[:120])
     finally:
         if detach is not None:
             detach()
@@ -166,37 +171,53 @@ def _close_recording(session: Session) -> None:
 
 
 async def _stream(ws, session: Session, start, push: PushFn, options: CaptureOptions, *, resumed: bool) -> str:
-    """Receive, check, resample, record and push frames until the page stops; returns the end reason."""
-    sr = options.sample_rate
-    resampler = None if start.rate == sr else soxr.ResampleStream(start.rate, sr, 1, dtype="float32")
-    # A resumed session continues on its timeline: t never goes back, and a reconnect gap stays visible.
-    t_offset = max(time.time() - session.started, session.last_t) if resumed else 0.0
-    recorder = _recorder(session, options)
-    t0, received = time.monotonic(), 0
-    while True:
-        try:
-            message = await asyncio.wait_for(ws.recv(), options.idle_timeout_s)
-        except asyncio.TimeoutError:
-            raise _Refused("idle", CLOSE_REFUSED, f"idle: no audio for {options.idle_timeout_s:g} s") from None
-        if isinstance(message, str):
-            if _is_stop(message):
-                return "stopped"
-            continue  # other text is ignored, as on /ws
+    """Receive frames and feed them to the session until the page stops; returns the end reason."""
+    upstream = _Upstream(session, start, push, options, resumed=resumed)
+    loop = asyncio.get_running_loop()
+    try:
+        # One timer moved at each frame: wait_for would wrap every receive (50 a second) in a task.
+        async with asyncio.timeout(options.idle_timeout_s) as idle:
+            while True:
+                message = await ws.recv()
+                if isinstance(message, str):
+                    if _is_stop(message):
+                        return "stopped"
+                    continue  # other text is ignored (and does not count as activity)
+                idle.reschedule(loop.time() + options.idle_timeout_s)
+                upstream.push_frame(message)
+    except TimeoutError:
+        raise _Refused("idle", CLOSE_REFUSED, f"idle: no audio for {options.idle_timeout_s:g} s") from None
+
+
+class _Upstream:
+    """One connection's audio path: checks, soxr to the pipeline's rate, the recording, the pipeline."""
+
+    def __init__(self, session: Session, start, push: PushFn, options: CaptureOptions, *, resumed: bool):
+        self.session, self.start, self.push, self.options = session, start, push, options
+        sr = options.sample_rate
+        self.resampler = None if start.rate == sr else soxr.ResampleStream(start.rate, sr, 1, dtype="float32")
+        # A resumed session continues on its timeline: t never goes back, and the reconnect gap stays visible.
+        self.t_offset = max(time.time() - session.started, session.last_t) if resumed else 0.0
+        self.recorder = _recorder(session, options)
+        self.t0, self.received = time.monotonic(), 0
+
+    def push_frame(self, message: bytes) -> None:
+        start, options, session = self.start, self.options, self.session
         samples = decode_capture_frame(message, start)
-        received += samples.shape[0]
-        ahead = received / start.rate - (time.monotonic() - t0)
+        self.received += samples.shape[0]
+        ahead = self.received / start.rate - (time.monotonic() - self.t0)
         if ahead > options.max_ahead_s:
             raise _Refused("too_fast", CLOSE_REFUSED, f"audio faster than real time ({ahead:.1f} s ahead)")
         session.audio_seconds += samples.shape[0] / start.rate
         if session.audio_seconds > options.max_session_s:
             raise _Refused("too_long", CLOSE_REFUSED, f"session length limit ({options.max_session_s:g} s)")
-        if resampler is not None:
-            samples = resampler.resample_chunk(samples)
-        if recorder is not None:
-            recorder.write(samples)
-        for event in push(samples, time.time()):
-            if t_offset:
-                event = event | {"t": round(event["t"] + t_offset, 4)}
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(samples)
+        if self.recorder is not None:
+            self.recorder.write(samples)
+        for event in self.push(samples, time.time()):
+            if self.t_offset:
+                event = event | {"t": round(event["t"] + self.t_offset, 4)}
             session.publish(event)
 
 

@@ -75,7 +75,10 @@ async def send_clip(url: str, payload, *, origin: str | None = None) -> tuple[di
     """Send one message; returns (the JSON reply or None, close code, close reason)."""
     headers = {"Origin": origin} if origin else None
     async with connect(url, max_size=2**25, additional_headers=headers, open_timeout=10) as ws:
-        await ws.send(payload)
+        try:
+            await ws.send(payload)
+        except ConnectionClosed:
+            pass  # refused before it was sent (busy): the reply is already here
         reply = None
         try:
             async with asyncio.timeout(60):
@@ -212,3 +215,25 @@ def test_sample_generator_reproduces_the_bundled_set(tmp_path):
         assert entry["seconds"] == pytest.approx(bundled[name]["seconds"], abs=0.05)
         assert sf.info(tmp_path / name).duration == pytest.approx(sf.info(SAMPLES / name).duration, abs=0.05)
     assert (tmp_path / "README.md").read_text().startswith("# Sample clips")
+
+
+def test_open_uploads_beyond_the_limit_are_refused_and_the_rest_still_served(tmp_path):
+    from web.clips import ClipServiceLimits
+
+    clip, _, _ = speech_clip(tmp_path / "speech.wav", lead_s=0.5, tail_s=0.5)
+    limit = ClipServiceLimits().max_connections
+
+    async def main(url, token):
+        held = [await connect(clip_ws_url(url, token=token)) for _ in range(limit)]  # open, sending nothing
+        try:
+            refused = await send_clip(clip_ws_url(url, token=token), clip.read_bytes())
+        finally:
+            for ws in held:
+                await ws.close()
+        await asyncio.sleep(0.5)
+        return refused, await send_clip(clip_ws_url(url, token=token), clip.read_bytes())
+
+    with serving() as (url, token):
+        (reply, code, reason), (after, after_code, _) = asyncio.run(main(url, token))
+    assert (code, reason) == (1013, f"busy: {limit} clip uploads open; try again") and reply["type"] == "clip_error"
+    assert after_code == 1000 and after["type"] == "clip_result"

@@ -10,7 +10,8 @@ Exchange (one clip per connection):
   over ``max_bytes`` is closed by websockets itself with 1009 and its own reason ("... exceeds limit ...").
 
 The analysis is injected (``analyze(data, *, name) -> dict``, streamer.clip_api builds it) and runs in a worker
-thread, one clip at a time; at most ``max_waiting`` more wait, later ones are refused as busy. A ``ValueError``
+thread, one clip at a time; at most ``max_waiting`` more wait, later ones are refused as busy, and so are
+connections beyond ``max_connections`` (each may buffer up to ``max_bytes`` while it uploads). A ``ValueError``
 from it is the client's fault (its message is the reason); anything else is logged and reported as an internal
 error, and the server keeps serving either way. Who may send clips (token, Origin) is web.server's gate.
 """
@@ -44,6 +45,7 @@ class ClipServiceLimits:
     max_bytes: int = MAX_CLIP_BYTES
     receive_timeout_s: float = 60.0  # a 16 MB upload on a slow link (2 Mbit/s) takes about a minute
     max_waiting: int = 2  # clips queued behind the one being analysed; more are refused (busy)
+    max_connections: int = 8  # /clip connections at once (each may buffer max_bytes); more are refused (busy)
 
 
 def clip_name(path: str) -> str:
@@ -61,11 +63,22 @@ class ClipService:
         self.limits = limits
         self._queue: asyncio.Semaphore | None = None
         self._waiting = 0
+        self._open = 0
         # "analysed", or the refusal: "empty", "text", "too_big", "timeout", "busy", "bad_audio", "internal",
         # "disconnected" (the client left before sending or before the answer).
         self.counts: Counter[str] = Counter()
 
     async def handler(self, ws: ServerConnection) -> None:
+        if self._open >= self.limits.max_connections:  # a memory bound: each one may buffer max_bytes
+            await self._refuse(ws, "busy", CLOSE_BUSY, f"busy: {self._open} clip uploads open; try again")
+            return
+        self._open += 1
+        try:
+            await self._serve(ws)
+        finally:
+            self._open -= 1
+
+    async def _serve(self, ws: ServerConnection) -> None:
         # The server-wide message limit is small (viewers send nothing); this connection carries a file.
         ws.protocol.max_message_size = self.limits.max_bytes
         data = await self._receive(ws)

@@ -174,16 +174,20 @@ async def _stream(ws, session: Session, start, push: PushFn, options: CaptureOpt
     """Receive frames and feed them to the session until the page stops; returns the end reason."""
     upstream = _Upstream(session, start, push, options, resumed=resumed)
     loop = asyncio.get_running_loop()
+    moved, slack_s = loop.time(), 1.0
     try:
-        # One timer moved at each frame: wait_for would wrap every receive (50 a second) in a task.
-        async with asyncio.timeout(options.idle_timeout_s) as idle:
+        # One timer, moved at most once a second (wait_for would wrap every receive, 25 a second, in a task):
+        # a connection is closed after idle_timeout_s to idle_timeout_s + 1 s without audio.
+        async with asyncio.timeout(options.idle_timeout_s + slack_s) as idle:
             while True:
                 message = await ws.recv()
                 if isinstance(message, str):
                     if _is_stop(message):
                         return "stopped"
                     continue  # other text is ignored (and does not count as activity)
-                idle.reschedule(loop.time() + options.idle_timeout_s)
+                if loop.time() - moved >= slack_s:
+                    moved = loop.time()
+                    idle.reschedule(moved + options.idle_timeout_s + slack_s)
                 upstream.push_frame(message)
     except TimeoutError:
         raise _Refused("idle", CLOSE_REFUSED, f"idle: no audio for {options.idle_timeout_s:g} s") from None

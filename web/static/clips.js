@@ -30,6 +30,7 @@
   let clip = null;      // {bytes: ArrayBuffer, name, kind, type}
   let urls = [];        // object URLs of the current downloads, revoked when the clip changes
   let rec = null;       // the recording in progress
+  let starting = false; // getUserMedia / worklet loading under way (a second click must not start another)
   let player = null;    // {ctx, source, started, duration}
 
   function setStatus(text, kind) {
@@ -45,7 +46,16 @@
 
   // ------------------------------------------------------------------ recording
   async function startRecording() {
-    if (rec) return;
+    if (rec || starting) return;
+    starting = true;
+    try {
+      await openRecorder();
+    } finally {
+      starting = false;
+    }
+  }
+
+  async function openRecorder() {
     stopPlayback();
     let stream;
     try {

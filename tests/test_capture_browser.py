@@ -210,3 +210,51 @@ def band_gain_db(x: np.ndarray, ref: np.ndarray, lo_hz: float, hi_hz: float) -> 
     """Energy of x in [lo_hz, hi_hz) relative to ref's, in dB."""
     fx, fr = _bands(x, ref, lo_hz, hi_hz)
     return float(10 * np.log10(np.sum(np.abs(fx) ** 2) / np.sum(np.abs(fr) ** 2)))
+
+
+def test_page_shows_capture_refusals_and_needs_the_token(tmp_path):
+    """A page over the session limit is told why (the close reason); a page opened without the capture token on a
+    loopback server can watch but its microphone button is disabled with an explanation."""
+    from playwright.async_api import async_playwright, expect
+
+    from web.sessions import SessionLimits
+
+    wav, _ = fake_mic_file(tmp_path)
+
+    async def main():
+        async with running_server(synthetic_events(10**6, interval_s=0.1), capture=capture_options(),
+                                  limits=SessionLimits(max_sessions=1)) as (port, url):
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                                  args=browser_args(wav))
+                try:
+                    errors = []
+                    pages = [await (await browser.new_context()).new_page() for _ in range(3)]
+                    for page in pages:
+                        page.on("pageerror", lambda e: errors.append(str(e)))
+                    holder, refused, tokenless = pages
+                    for page in (holder, refused):
+                        await page.goto(url)  # the printed URL, with the generated capture token
+                    await holder.click("#mic-btn")
+                    await expect(holder.locator("#mic-state")).to_have_attribute("data-state", "capturing",
+                                                                                  timeout=15_000)
+                    await refused.click("#mic-btn")
+                    await expect(refused.locator("#mic-state")).to_have_attribute("data-state", "refused",
+                                                                                   timeout=15_000)
+                    reason = await refused.locator("#mic-state").text_content()
+                    still = await holder.evaluate("window.__emo.capture.state")
+                    await tokenless.goto(f"http://127.0.0.1:{port}/")
+                    await expect(tokenless.locator("#status")).to_have_text("connected", timeout=10_000)
+                    button = tokenless.locator("#mic-btn")
+                    await expect(button).to_be_disabled()
+                    title = await button.get_attribute("title")
+                    watching = await tokenless.evaluate("window.__emo.session")
+                finally:
+                    await browser.close()
+        return reason, still, title, watching, errors
+
+    reason, still, title, watching, errors = run(main())
+    assert errors == []
+    assert reason == "refused: too many sessions (1 live); try again later"
+    assert still == "capturing"  # the other page's capture went on
+    assert "token" in title and watching  # it watches the server's own session

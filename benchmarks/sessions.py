@@ -1,12 +1,13 @@
 """Many browser microphones at once: per-session delivery latency and server CPU per live session (issue 12).
 
     python -m benchmarks.sessions [--sessions 10 25 50] [--find] [--seconds 15] [--rate 48000] [--frame-ms 20]
-                                  [--source PATH|demo]
+                                  [--repeat 1] [--source PATH|demo]
                                   [--json OUT] [--html OUT]
     emotion-monitor bench --sessions 10,50        (the same, as the last part of bench)
 
 For each session count N: the real server (``emotion-monitor serve --port 0 --open-capture --max-sessions N``,
-its own source a looped file of silence) in a subprocess, and N capturing clients in this process. Each client
+its own source a looped file of silence) in a subprocess pinned to one CPU (the last one this process may use;
+the clients run on the others, when there are others), and N capturing clients in this process. Each client
 speaks the upstream format of web.protocol as the page does: the capture start message, then 20 ms binary f32le
 frames at ``--rate`` (48 kHz, what browsers capture at; the server resamples with soxr), real speech from its own
 offset in the source, each frame sent when its last sample would have been captured (real-time pace, a random
@@ -17,6 +18,8 @@ Measured, by phase (``idle``: the server alone; ``measure``: ``--seconds`` with 
 * latency = arrival of a prediction at its client - capture time of its window's last sample (the client's
   start + the event's ``t``; one clock, this process's monotonic one): pooled over all sessions (p50, p95, p99,
   max) and each session's own p95 (the worst and the median of them);
+* the clients' own lateness: how late each frame left its client (``client_send_lag_ms``); when that is large
+  the load generator, not the server, is behind (the latency above includes it);
 * losses: events whose ``dropped_windows`` is non-zero, hops missing from a session's ``t`` sequence, and
   sessions the server closed before the end (refused, too fast, ...): a run "passes" with p95 <= 100 ms and
   none of these;
@@ -66,7 +69,8 @@ class SessionsOptions:
     seconds: float = 15.0  # the measured phase per N
     rate: int = 48000  # the clients' capture rate
     frame_ms: int = FRAME_MS  # audio per upstream frame (the page sends 20 ms; larger frames cost less per second)
-    max_steps: int = 8  # runs of the --find search
+    max_steps: int = 8  # counts tried by the --find search
+    repeat: int = 1  # runs per count; the one with the median p95 is reported (a shared machine is noisy)
 
     def __post_init__(self):
         if not self.counts or not all(1 <= n <= _MAX_N for n in self.counts):
@@ -75,6 +79,8 @@ class SessionsOptions:
             raise ValueError(f"--seconds must be 2..600, got {self.seconds}")
         if not 8000 <= self.rate <= 192000:
             raise ValueError(f"--rate must be 8000..192000, got {self.rate}")
+        if not 1 <= self.repeat <= 20:
+            raise ValueError(f"--repeat must be 1..20, got {self.repeat}")
         if not 5 <= self.frame_ms <= 1000:
             raise ValueError(f"--frame-ms must be 5..1000, got {self.frame_ms}")
 
@@ -91,6 +97,7 @@ class _Record:
     dropped_events: int = 0  # measure-phase events with dropped_windows > 0
     closed_early: dict = field(default_factory=dict)  # session index -> close reason
     timings: list = field(default_factory=list)  # timings_ms of measure-phase events (a sample)
+    send_lag_ms: list = field(default_factory=list)  # how late the clients sent their frames (measure phase)
     hop_s: float | None = None
 
 
@@ -120,6 +127,8 @@ async def _client(index: int, port: int, audio: np.ndarray, rate: int, rec: _Rec
                     pos = 0
                     chunk = audio[:frame]
                 pos += frame
+                if rec.phase == "measure":  # a late send is the load generator's delay, not the server's
+                    rec.send_lag_ms.append((time.monotonic() - due) * 1e3)
                 await ws.send(chunk.tobytes())
                 sent += 1
             if not reader.done():
@@ -224,6 +233,7 @@ def _results(rec: _Record, *, n: int, connected: int, server_cpu, server_idle_cp
            "events": len(pooled), "dropped_window_events": rec.dropped_events, "missing_hops": missing,
            "sessions_without_events": silent, "closed_early": len(rec.closed_early),
            "closed_early_reasons": sorted(set(rec.closed_early.values()))[:5],
+           "client_send_lag_ms": summary(rec.send_lag_ms, digits=2),
            "server_cpu": _r(server_cpu, 3), "server_idle_cpu": _r(server_idle_cpu, 3),
            "server_cpu_per_session": per_session, "clients_cpu": _r(clients_cpu, 3),
            "server_stage_ms_per_hop": _stage_means(rec.timings)}
@@ -309,7 +319,9 @@ def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_pr
            "load_average_at_start": loadavg(), "runs": {}}
     res["one_session_in_process_ms_per_s"] = profile_one_session(audio, rate=opts.rate, frame_ms=opts.frame_ms)
     for n in _counts(opts, res["runs"]):
-        res["runs"][str(n)] = run = _serve_and_measure(wav, n=n, audio=audio, opts=opts, on_progress=on_progress)
+        res["runs"][str(n)] = run = _median_run(
+            [_serve_and_measure(wav, n=n, audio=audio, opts=opts, on_progress=on_progress)
+             for _ in range(opts.repeat)])
         on_run(n, run)
     res["load_average_at_end"] = loadavg()
     res["largest_passing"] = max((int(k) for k, r in res["runs"].items() if r["passed"]), default=None)
@@ -349,21 +361,39 @@ def _counts(opts: SessionsOptions, runs: dict):
             return
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median p95 (the upper one of an even count), with every run's p95 beside it."""
+    key = [float("inf") if r["latency_ms"]["p95"] is None else r["latency_ms"]["p95"] for r in runs]
+    order = sorted(range(len(runs)), key=key.__getitem__)
+    return runs[order[len(runs) // 2]] | {"p95_of_each_repeat_ms": [r["latency_ms"]["p95"] for r in runs]}
+
+
 def _serve_and_measure(wav: Path, *, n: int, audio: np.ndarray, opts: SessionsOptions, on_progress) -> dict:
     from .bench_options import BenchError
     from .server_process import ServerProcess
 
-    server = ServerProcess(["--source", str(wav), "--loop", "--open-capture", "--max-sessions", str(max(n, 1)),
-                            "--idle-timeout", "30"])
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pinned = len(cpus) >= 2
+    if pinned:  # "on one core", literally: the server (and every thread it starts) on one CPU, the clients off it
+        os.sched_setaffinity(0, {cpus[-1]})  # inherited by the server process
+    try:
+        server = ServerProcess(["--source", str(wav), "--loop", "--open-capture", "--max-sessions", str(max(n, 1)),
+                                "--idle-timeout", "30"])
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, set(cpus[:-1]))
     try:
         port = server.wait_ready()
         run = asyncio.run(_run_n(port, server.proc.pid, n=n, audio=audio, opts=opts, on_progress=on_progress))
         run["server_peak_rss_mb"] = server.peak_rss_mb()
+        run["server_cpu_pinned"] = cpus[-1] if pinned else None
         return run
     except OSError as exc:
         raise BenchError(f"sessions run at N={n} failed: {exc}; server: {server.tail()}") from None
     finally:
         server.stop()
+        if pinned:
+            os.sched_setaffinity(0, set(cpus))
 
 
 def _where(res: dict) -> dict:
@@ -462,6 +492,7 @@ def main(argv=None) -> int:
     p.add_argument("--find", action="store_true", help="search the largest passing N, from the first --sessions")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N (default 15)")
     p.add_argument("--rate", type=int, default=48000, help="the clients' capture rate (default 48000)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per count; the median-p95 run is reported")
     p.add_argument("--frame-ms", type=int, default=FRAME_MS,
                    help=f"audio per upstream frame (default {FRAME_MS}, the page's)")
     p.add_argument("--source", default=None, metavar="PATH|demo", help="speech (default: held-out RAVDESS)")
@@ -471,7 +502,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         opts = SessionsOptions(counts=tuple(args.sessions), find=args.find, seconds=args.seconds, rate=args.rate,
-                               frame_ms=args.frame_ms)
+                               frame_ms=args.frame_ms, repeat=args.repeat)
     except ValueError as exc:
         p.error(str(exc))
     import soundfile as sf

@@ -237,3 +237,41 @@ def test_open_uploads_beyond_the_limit_are_refused_and_the_rest_still_served(tmp
         (reply, code, reason), (after, after_code, _) = asyncio.run(main(url, token))
     assert (code, reason) == (1013, f"busy: {limit} clip uploads open; try again") and reply["type"] == "clip_error"
     assert after_code == 1000 and after["type"] == "clip_result"
+
+
+def test_silent_uploads_time_out_and_analysis_faults_are_reported(tmp_path):
+    """web.clips.ClipService on a real websockets server: a client that sends nothing is closed with a reason; an
+    analysis that fails (a fault injected: a real one cannot be caused on purpose) is an internal error for that
+    client only, and the next clip is served."""
+    from websockets.asyncio.server import serve as ws_serve
+
+    from web.clips import ClipService, ClipServiceLimits
+
+    calls = []
+
+    def analyze(data, *, name):
+        calls.append(name)
+        if name == "boom":
+            raise RuntimeError("injected fault")
+        return {"name": name, "labels": ["neutral"], "gender_labels": [], "result": {"bytes": len(data)}}
+
+    service = ClipService(analyze=analyze, limits=ClipServiceLimits(receive_timeout_s=0.3))
+
+    async def main():
+        async with ws_serve(service.handler, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/clip"
+            async with connect(url) as ws:
+                silent = json.loads(await ws.recv())
+                await asyncio.sleep(0.1)
+                silent_close = (ws.close_code, ws.close_reason)
+            boom = await send_clip(url + "?name=boom", b"RIFF")
+            fine = await send_clip(url + "?name=fine", b"RIFF1234")
+        return silent, silent_close, boom, fine
+
+    silent, silent_close, boom, fine = asyncio.run(main())
+    assert silent == {"v": 1, "type": "clip_error", "reason": "no clip received within 0.3 s"}
+    assert silent_close == (1008, "no clip received within 0.3 s")
+    assert boom[1:] == (1011, "internal error while analysing the clip")
+    assert fine[0]["type"] == "clip_result" and fine[0]["result"] == {"bytes": 8} and fine[0]["colors"]["neutral"]
+    assert calls == ["boom", "fine"]
+    assert service.counts == {"timeout": 1, "internal": 1, "analysed": 1}

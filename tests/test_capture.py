@@ -129,7 +129,7 @@ def test_capture_gives_the_file_commands_events():
     for m in msgs:
         VALIDATOR.validate(m)
     kinds = [m["type"] for m in msgs]
-    assert kinds[:3] == ["hello", "capture", "sessions"] and kinds[-1] == "end"
+    assert kinds[:3] == ["hello", "capture", "sessions"] and kinds[-1] == "end"  # a new session: no history
     hello, ack = msgs[0], msgs[1]
     assert hello["session"] == ack["session"] and hello["session_kind"] == "capture"
     assert ack["rate"] == SR and ack["input_rate"] == SR and len(ack["key"]) >= 16

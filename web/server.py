@@ -344,9 +344,9 @@ class _Hub:
         self._broadcast(self.table.all_clients(), self.table.listing_text())
 
     def attach(self, ws: ServerConnection, session: Session, extra: list[str]) -> Callable[[], None]:
-        """Register ``ws`` as a viewer of ``session`` (hello, ``extra``, the session list, history); returns
-        the function that unregisters it."""
-        joined_bytes = session.join(ws, extra=[*extra, self.table.listing_text()])
+        """Register ``ws`` as a viewer of ``session`` (hello, ``extra``, history, ``end``, the session list);
+        returns the function that unregisters it."""
+        joined_bytes = session.join(ws, first=extra, last=[self.table.listing_text()])
         self.viewing[ws] = session
         watchdog = asyncio.create_task(self._watch_lag(
             ws, first_allowance_s=self.max_client_lag_s + joined_bytes / JOIN_RATE_BYTES_PER_S))

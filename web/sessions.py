@@ -114,13 +114,14 @@ class Session:
         """A resumed capture session is live again (its viewers simply get the new events)."""
         self.end_text, self.ended, self.end_reason = None, None, None
 
-    def join(self, ws, *, extra: list[str] = ()) -> int:
-        """Send hello, ``extra`` messages, the history and ``end`` to ``ws``, then register it; returns bytes sent.
+    def join(self, ws, *, first: list[str] = (), last: list[str] = ()) -> int:
+        """Send hello, ``first``, the history, ``end`` and ``last`` to ``ws``, then register it; returns bytes sent.
 
         No await in between, so a viewer sees hello, history, then live events: none missed, none twice."""
-        texts = [self.hello_text, *extra, *(text for _, text in self.history)]
+        texts = [self.hello_text, *first, *(text for _, text in self.history)]
         if self.end_text is not None:
             texts.append(self.end_text)
+        texts += last
         for text in texts:
             self._send({ws}, text)
         self.clients.add(ws)

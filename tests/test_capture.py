@@ -481,3 +481,28 @@ def test_a_pipeline_that_fails_to_build_ends_that_capture_only():
     ended = [s for s in listing["sessions"] if s["kind"] == "capture"]
     assert [(s["live"], s["end_reason"]) for s in ended] == [(False, "server error")]
     assert pred["type"] == "prediction"
+
+
+def test_every_spelling_of_the_capture_path_needs_the_token():
+    """The path is normalised before the capture rule: no spelling of /ws/capture skips it; only GET upgrades."""
+    from tests.test_web import _upgrade_headers, http_get
+
+    spellings = ["/ws/capture", "/ws//capture", "/ws/capture/", "/ws/./capture", "/x/../ws/capture", "/%77s/capture",
+                 "/ws/capture?session=x", "/ws/capture?token="]
+
+    async def main():
+        async with running_server(synthetic_events(10**6, interval_s=0.1), capture=capture_options(),
+                                  stats_interval_s=0.2) as (port, _):
+            statuses = [(await http_get(port, path, headers=_upgrade_headers()))[0] for path in spellings]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"POST /ws/capture HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n".encode())
+            post = (await asyncio.wait_for(reader.read(), 5)).split(b"\r\n")[0]
+            writer.close()
+            async with connect(f"ws://127.0.0.1:{port}/ws") as viewer:
+                stats = await _first_of(viewer, "stats")
+        return statuses, post, stats
+
+    statuses, post, stats = run(main())
+    assert statuses == [401] * len(spellings)
+    assert post == b"HTTP/1.1 405 Method Not Allowed"
+    assert stats["capture_refusals"]["token"] == len(spellings)

@@ -1,12 +1,14 @@
-"""One-port live server: the page at ``/``, static files, and the event stream at ``/ws``.
+"""One-port live server: the page at ``/``, static files, the event streams at ``/ws``, the browsers'
+microphones at ``/ws/capture`` (web.capture) and clips at ``/clip`` (web.clips).
 
-Built on websockets' own HTTP handling (``process_request``), no web framework.
+Every stream is a session (web.sessions): the server's own ``events`` are the default one, each
+capturing page another; ``/ws?session=ID`` picks one. Built on websockets' own HTTP handling (``process_request``), no web framework.
 Events are encoded once and pushed with :func:`websockets.asyncio.server.broadcast`,
 which never waits on a slow client.
 
 Buffers and their drop policies:
 
-* history: the last ``history_seconds`` of stream time (``t``) of prediction events,
+* history (per session): the last ``history_seconds`` of stream time (``t``) of prediction events,
   and never more than ``history_seconds * HISTORY_MAX_EVENTS_PER_S`` events; oldest dropped.
   A stream whose ``t`` goes backwards (a restarted file) clears it.
 * stalled viewers: every ``lag_probe_interval_s`` each viewer gets a websocket ping, queued
@@ -18,7 +20,8 @@ Buffers and their drop policies:
 * per-client send backlog: a viewer whose unsent bytes in the server exceed
   ``max_client_backlog_bytes`` is disconnected at the next broadcast (a memory bound).
   Both drops are counted in ``stats.slow_disconnects``; the viewer may reconnect and gets history.
-* client-to-server messages: ignored; each is capped at 4 KiB (larger ones close the socket).
+* client-to-server messages: ignored; each is capped at 4 KiB (larger ones close the socket),
+  except on ``/ws/capture`` and ``/clip``, which raise the cap for their own connection.
 
 HTTP: GET and HEAD only (405 otherwise). A request without exactly one valid ``Host``, or
 with more than one ``Origin`` or ``Authorization``, is a 400. The path is percent-decoded

@@ -258,3 +258,88 @@ def test_page_shows_capture_refusals_and_needs_the_token(tmp_path):
     assert reason == "refused: too many sessions (1 live); try again later"
     assert still == "capturing"  # the other page's capture went on
     assert "token" in title and watching  # it watches the server's own session
+
+
+class _CuttableProxy:
+    """A TCP forwarder to the server whose live connections the test can cut (a network drop, no close frames)."""
+
+    def __init__(self, target_port: int):
+        self.target_port, self.links, self.server = target_port, [], None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _link(self, reader, writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.links += [writer, up_writer]
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        for w in self.links:
+            w.transport.abort()
+        self.links.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_capturing_page_resumes_its_session_after_a_network_drop(tmp_path):
+    from playwright.async_api import async_playwright, expect
+
+    wav, source = fake_mic_file(tmp_path)
+
+    async def main():
+        async with running_server(synthetic_events(10**6, interval_s=0.1), capture=capture_options(), token=TOKEN,
+                                  stats_interval_s=0.3) as (port, _):
+            proxy = _CuttableProxy(port)
+            via = await proxy.start()
+            try:
+                async with async_playwright() as p:
+                    browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                                      args=browser_args(wav))
+                    try:
+                        page = await browser.new_page()
+                        errors = []
+                        page.on("pageerror", lambda e: errors.append(str(e)))
+                        await page.goto(f"http://127.0.0.1:{via}/?token={TOKEN}")
+                        await page.click("#mic-btn")
+                        await _wait(page, "window.__emo.capture.state === 'capturing' && window.__emo.predictions >= 15")
+                        sid = await page.evaluate("window.__emo.capture.session")
+                        t_before = await page.evaluate("window.__emo.lastT")
+                        proxy.cut()
+                        await _wait(page, "window.__emo.capture.resets === 1 && window.__emo.capture.state === 'capturing'")
+                        await page.wait_for_timeout(1500)
+                        after = await page.evaluate("[window.__emo.capture.session, window.__emo.lastT]")
+                        await page.click("#mic-btn")
+                        await expect(page.locator("#mic-state")).to_have_text("off: stopped", timeout=10_000)
+                    finally:
+                        await browser.close()
+            finally:
+                await proxy.close()
+            stream = await session_stream(port, sid)
+            async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}&session={sid}") as viewer:
+                while (stats := json.loads(await viewer.recv()))["type"] != "stats":
+                    pass
+        return sid, t_before, after, stream, stats, errors
+
+    sid, t_before, (sid_after, t_after), stream, stats, errors = run(main())
+    assert errors == []
+    assert sid_after == sid and stats["resets"] == 1  # the same session, its pipeline restarted once
+    assert t_after > t_before
+    ts = [m["t"] for m in stream if m["type"] == "prediction"]
+    assert ts == sorted(ts)  # one timeline: the resumed connection's events come after the first one's
+    assert stream[-1] == {"v": 1, "type": "end", "reason": "stopped"}

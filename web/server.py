@@ -171,25 +171,28 @@ async def serve(
     # ping_interval=None: the hub's lag probe is the keepalive (a dead peer never answers it either).
     # compression=None: per-message deflate compresses every event once per viewer (about 40 us each,
     # 3x the uncompressed fan-out, plus a zlib state per viewer) to save ~8 KB/s per viewer.
-    async with ws_serve(hub.handler, host, port, process_request=gate.process_request,
-                        max_size=_MAX_CLIENT_MESSAGE_BYTES, close_timeout=_CLOSE_TIMEOUT_S,
-                        ping_interval=None, compression=None, ssl=ssl_context) as server:
-        actual_port = server.sockets[0].getsockname()[1]
-        url = page_url(host=host, port=actual_port, token=token or capture_token, tls=ssl_context is not None)
-        if on_ready is not None:
-            on_ready(actual_port, url)
-        else:
-            print(f"live page: {url}", file=sys.stderr, flush=True)
-        stats_task = asyncio.create_task(hub.run_stats(stats_interval_s))
-        try:
-            await _pump(events, source, hub)
-            await asyncio.Future()  # keep serving history until cancelled
-        finally:
-            stats_task.cancel()
-            await asyncio.gather(stats_task, return_exceptions=True)
-            for session in hub.table.sessions.values():  # browser recordings end with a valid header
-                if session.recorder is not None:
-                    session.recorder.close()
+    try:
+        async with ws_serve(hub.handler, host, port, process_request=gate.process_request,
+                            max_size=_MAX_CLIENT_MESSAGE_BYTES, close_timeout=_CLOSE_TIMEOUT_S,
+                            ping_interval=None, compression=None, ssl=ssl_context) as server:
+            actual_port = server.sockets[0].getsockname()[1]
+            url = page_url(host=host, port=actual_port, token=token or capture_token, tls=ssl_context is not None)
+            if on_ready is not None:
+                on_ready(actual_port, url)
+            else:
+                print(f"live page: {url}", file=sys.stderr, flush=True)
+            stats_task = asyncio.create_task(hub.run_stats(stats_interval_s))
+            try:
+                await _pump(events, source, hub)
+                await asyncio.Future()  # keep serving history until cancelled
+            finally:
+                stats_task.cancel()
+                await asyncio.gather(stats_task, return_exceptions=True)
+    finally:
+        # After every connection handler has finished: browser recordings end with a valid header.
+        for session in hub.table.sessions.values():
+            if session.recorder is not None:
+                session.recorder.close()
 
 
 async def _pump(events: AsyncIterator[dict], session: Session, hub: _Hub) -> None:

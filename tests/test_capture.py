@@ -22,7 +22,7 @@ import soxr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.test_web import HELLO, run, running_server, synthetic_events
+from tests.test_web import run, running_server, synthetic_events
 from web.protocol import load_schema
 from web.sessions import SessionLimits
 
@@ -328,7 +328,8 @@ def test_refusals_are_closed_with_their_reason_counted_and_the_server_keeps_serv
             out["huge frame"] = await _refused(port, frames=[np.zeros(SR * 2, "<f4").tobytes()])
             out["too fast"] = await _refused(port, frames=[np.zeros(SR // 2, "<f4").tobytes()] * 8)
             out["idle"] = await _refused(port, frames=[np.zeros(320, "<f4").tobytes()])
-            holder = asyncio.create_task(capture(port, speech()[: int(0.8 * SR)], tail_s=0.5))  # the one session allowed
+            # The one session allowed, 0.8 s of audio (under the 1 s length limit of this server).
+            holder = asyncio.create_task(capture(port, speech()[: int(0.8 * SR)], tail_s=0.5))
             await asyncio.sleep(0.5)
             out["too many"] = await _refused(port)
             await holder

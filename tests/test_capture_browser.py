@@ -317,11 +317,13 @@ def test_a_capturing_page_resumes_its_session_after_a_network_drop(tmp_path):
                         page.on("pageerror", lambda e: errors.append(str(e)))
                         await page.goto(f"http://127.0.0.1:{via}/?token={TOKEN}")
                         await page.click("#mic-btn")
-                        await _wait(page, "window.__emo.capture.state === 'capturing' && window.__emo.predictions >= 15")
+                        await _wait(page, "window.__emo.capture.state === 'capturing' "
+                                          "&& window.__emo.predictions >= 15")
                         sid = await page.evaluate("window.__emo.capture.session")
                         t_before = await page.evaluate("window.__emo.lastT")
                         proxy.cut()
-                        await _wait(page, "window.__emo.capture.resets === 1 && window.__emo.capture.state === 'capturing'")
+                        await _wait(page, "window.__emo.capture.resets === 1 "
+                                          "&& window.__emo.capture.state === 'capturing'")
                         await page.wait_for_timeout(1500)
                         after = await page.evaluate("[window.__emo.capture.session, window.__emo.lastT]")
                         await page.click("#mic-btn")

@@ -76,7 +76,8 @@ class _Refused(Exception):
 
 
 async def run_capture(ws, *, table: SessionTable, options: CaptureOptions,
-                      attach: Callable[[Any, Session, list[str]], Any], on_sessions_changed: Callable[[], None]) -> None:
+                      attach: Callable[[Any, Session, list[str]], Any],
+                      on_sessions_changed: Callable[[], None]) -> None:
     """Serve one capturing connection until it closes or breaks a limit.
 
     ``attach(ws, session, extra)`` registers ``ws`` as a viewer of ``session`` (hello, ``extra``, history)

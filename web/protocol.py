@@ -2,7 +2,8 @@
 
 Every message is one JSON object (one websocket text frame) with ``"v": 1`` and a
 ``"type"`` of ``hello``, ``prediction``, ``stats``, ``end``, ``sessions`` or ``capture``; see web/README.md
-and web/schema.json. The one upstream format, a browser's audio on ``/ws/capture``, is defined here too. This module has no I/O besides reading the schema file.
+and web/schema.json. The one upstream format, a browser's audio on ``/ws/capture``, is defined here too.
+This module has no I/O besides reading the schema file.
 
 It is the one owner of the wire format: the message version, the encoder and its NaN policy
 (non-finite numbers are sent as null), and the labels' colours. streamer.events encodes its

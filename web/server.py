@@ -2,7 +2,8 @@
 microphones at ``/ws/capture`` (web.capture) and clips at ``/clip`` (web.clips).
 
 Every stream is a session (web.sessions): the server's own ``events`` are the default one, each
-capturing page another; ``/ws?session=ID`` picks one. Built on websockets' own HTTP handling (``process_request``), no web framework.
+capturing page another; ``/ws?session=ID`` picks one. Built on websockets' own HTTP handling
+(``process_request``), no web framework.
 Events are encoded once and pushed with :func:`websockets.asyncio.server.broadcast`,
 which never waits on a slow client.
 

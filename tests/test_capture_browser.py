@@ -117,6 +117,7 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
         for page in (first, second):
             await page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
             await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+        await second.check("#mic-processing")  # the second page asks for the browser's voice processing
         await asyncio.gather(first.click("#mic-btn"), second.click("#mic-btn"))
         for page in (first, second):
             await _wait(page, "window.__emo.capture.state === 'capturing' && window.__emo.predictions >= 20")
@@ -136,7 +137,8 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
         await expect(watcher.locator("#stream-state")).to_have_text("stream ended", timeout=10_000)
         watched = await watcher.evaluate("window.__emo.predictions")
         stream1, stream2 = await session_stream(port, sid1), await session_stream(port, sid2)
-        return dict(sid1=sid1, sid2=sid2, options=options, drawn=drawn, watched=watched, stream1=stream1,
+        processing = [await page.evaluate("window.__emo.capture.processing") for page in (first, second)]
+        return dict(processing=processing, sid1=sid1, sid2=sid2, options=options, drawn=drawn, watched=watched, stream1=stream1,
                     stream2=stream2, errors=errors, first_state=await first.evaluate("window.__emo.capture"))
 
     r = run(main())
@@ -154,6 +156,10 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
     assert r["watched"] == len(preds1)  # the watcher got that session's events, all of them, and only them
     assert r["drawn"] >= 0.9 * len(preds1) - 20 and r["drawn"] > 50  # the capturing page drew its own stream
     assert r["first_state"]["rate"] >= 16000 and r["first_state"]["sentSamples"] > 0
+    # The browser's echo cancellation, noise suppression and auto gain: off by default, on when toggled.
+    off, on = r["processing"]
+    assert off == {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
+    assert on == {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True}
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(tmp_path / "capture.png", ARTIFACTS / "web_capture.png")
 

@@ -36,7 +36,8 @@
   // ------------------------------------------------------------------ state
   const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0, lastDrawMs: 0,
                 session: null, sessions: [],
-                capture: { state: "off", session: null, rate: null, sentSamples: 0, droppedFrames: 0, resets: 0 } };
+                capture: { state: "off", session: null, rate: null, processing: null, sentSamples: 0, droppedFrames: 0,
+                           resets: 0 } };
   window.__emo = emo;
 
   let labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"];
@@ -347,6 +348,7 @@
       return;
     }
     emo.capture.rate = capture.mic.rate;
+    emo.capture.processing = capture.mic.settings;
     openCapture();
   }
 

@@ -1,5 +1,6 @@
 // The page's microphone for live capture: getUserMedia -> capture-worklet.js -> float32 frames.
-// window.EmoMic.start({processing, onFrame, onLevel}) resolves to {rate, stop()}:
+// window.EmoMic.start({processing, onFrame, onLevel}) resolves to {rate, settings, stop()} (settings: the
+// echoCancellation, noiseSuppression and autoGainControl the browser applied):
 //   processing: the browser's echo cancellation, noise suppression and auto gain (off by default: they
 //               distort the voice cues the models read);
 //   onFrame(ArrayBuffer): each 40 ms chunk as mono f32le at `rate` (the AudioContext's own rate; the
@@ -50,7 +51,11 @@
         stream.getTracks().forEach((t) => t.stop());
         ctx.close();
       };
-      return { rate: Math.round(ctx.sampleRate), stop };
+      const track = stream.getAudioTracks()[0];
+      const applied = track && track.getSettings ? track.getSettings() : {};
+      const settings = {};  // what the browser applied, for the page (and its tests) to show
+      for (const k of ["echoCancellation", "noiseSuppression", "autoGainControl"]) settings[k] = applied[k];
+      return { rate: Math.round(ctx.sampleRate), settings, stop };
     } catch (err) {
       stream.getTracks().forEach((t) => t.stop());
       if (ctx) ctx.close();

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from .cards import model_card
-from .errors import PortBusy
+from .errors import ConfigError, PortBusy
 from .options import add_pipeline_options, number, pipeline_from_args
 
 __all__ = ["register", "hello_fields", "serve_pipeline", "capture_options", "tls_context"]
@@ -22,7 +22,9 @@ def register(sub) -> None:
                        description="Run the pipeline and serve, on one port, the page at / and the websocket at "
                                    "/ws. Bound to a non-loopback host, a token is required (generated and printed "
                                    "if --token is not given).")
-    p.add_argument("--source", default="mic", help="mic (default; demo if there is none), demo, or an audio file")
+    p.add_argument("--source", default="mic",
+                   help="mic (default; demo if there is none), demo, an audio file, or none (only browser "
+                        "microphones: viewers that name no session pick one)")
     p.add_argument("--device", default=None, help="input device index or name substring")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=number(lo=0, hi=65535, integer=True), default=8765,
@@ -96,8 +98,11 @@ def hello_fields(pipeline, kind: str) -> dict:
 def cmd_serve(args) -> int:
     ssl_context = tls_context(certfile=args.certfile, keyfile=args.keyfile)
     record_dir = _record_dir(args.record_dir)
-    source, kind = _open_source(args)
-    pipeline = pipeline_from_args(args, source=kind, live=kind != "file")
+    if args.source == "none" and args.no_capture:
+        raise ConfigError("--source none with --no-capture leaves nothing to serve")
+    source, kind = (None, "none") if args.source == "none" else _open_source(args)
+    # With no source of its own, the pipeline only describes the models and options in every hello.
+    pipeline = pipeline_from_args(args, source=kind if source is not None else "browser", live=kind != "file")
     capture = None if args.no_capture else capture_options(args, record_dir=record_dir)
     from web.clips import ClipService
 
@@ -136,8 +141,6 @@ def _record_dir(path):
     """--record-dir as a Path, checked now (a one-line error) rather than at the first capture."""
     from pathlib import Path
 
-    from .errors import ConfigError
-
     if path is None:
         return None
     p = Path(path)
@@ -149,8 +152,6 @@ def _record_dir(path):
 def tls_context(*, certfile, keyfile):
     """An ssl.SSLContext serving ``certfile``/``keyfile`` (None without --certfile); bad files are one line."""
     import ssl
-
-    from .errors import ConfigError
 
     if certfile is None:
         if keyfile is not None:
@@ -168,7 +169,9 @@ def tls_context(*, certfile, keyfile):
 async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, token: str | None,
                          history_seconds: float, max_viewer_lag_s: float, capture=None, limits=None,
                          ssl_context=None, clip_handler=None, open_capture: bool = False) -> int:
-    """Run ``source`` through ``pipeline`` in a thread and serve its events until cancelled (or the server fails)."""
+    """Run ``source`` through ``pipeline`` in a thread and serve its events until cancelled (or the server fails).
+
+    ``source`` None: no stream of the server's own (only browser microphones); ``pipeline`` gives the hello."""
     from web.bridge import EventBridge
     from web.server import serve
 
@@ -190,11 +193,11 @@ async def serve_pipeline(source, pipeline, *, kind: str, host: str, port: int, t
         listening.append(port)
         print(f"serving the live page at {url}", file=sys.stderr, flush=True)
 
-    worker = threading.Thread(target=produce, name="pipeline", daemon=True)
-    worker.start()
+    if source is not None:
+        threading.Thread(target=produce, name="pipeline", daemon=True).start()
     try:
         extra = {} if limits is None else {"limits": limits}
-        await serve(bridge.events(), hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
+        await serve(bridge.events() if source is not None else None, hello=hello_fields(pipeline, kind), host=host, port=port, token=token,
                     history_seconds=history_seconds, on_ready=ready, max_client_lag_s=max_viewer_lag_s,
                     events_dropped=lambda: bridge.dropped,  # shown in stats, with the stream's own losses
                     capture=capture, ssl_context=ssl_context, clip_handler=clip_handler,

@@ -416,7 +416,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_serve_over_tls_with_a_real_wss_client(tmp_path):
     cert, key = _self_signed(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--source", "demo", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "streamer", "serve", "--source", "none", "--port", "0",
                              "--certfile", str(cert), "--keyfile", str(key), "--token", TOKEN], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -441,7 +441,7 @@ def test_serve_over_tls_with_a_real_wss_client(tmp_path):
             return hello, kinds
 
         hello, kinds = run(main())
-        assert url.startswith("https://") and hello["type"] == "hello" and kinds == ["hello", "capture"]
+        assert url.startswith("https://") and hello["session_kind"] == "lobby" and kinds == ["hello", "capture"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -507,3 +507,36 @@ def test_every_spelling_of_the_capture_path_needs_the_token():
     assert statuses == [401] * len(spellings)
     assert post == b"HTTP/1.1 405 Method Not Allowed"
     assert stats["capture_refusals"]["token"] == len(spellings)
+
+
+def test_a_server_without_a_source_of_its_own_hosts_captures_from_a_lobby():
+    """serve(events=None) (`serve --source none`): a viewer naming no session waits in the lobby (hello, the
+    session list, stats, never an event) and is told when a capture session starts."""
+    async def main():
+        async with running_server(None, capture=capture_options(), token=TOKEN, stats_interval_s=0.2) as (port, _):
+            async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}") as lobby:
+                first = [json.loads(await lobby.recv()) for _ in range(3)]
+                task = asyncio.create_task(capture(port, speech()[:SR], tail_s=0.3))
+                listed = None
+                async with asyncio.timeout(20):
+                    while listed is None:
+                        msg = json.loads(await lobby.recv())
+                        assert msg["type"] != "prediction"
+                        if msg["type"] == "sessions" and msg["sessions"]:
+                            listed = msg
+                msgs, _, _ = await task
+        return first, listed, msgs
+
+    first, listed, msgs = run(main())
+    for m in first + [listed]:
+        VALIDATOR.validate(m)
+    assert [m["type"] for m in first] == ["hello", "sessions", "stats"]
+    assert first[0]["session_kind"] == "lobby" and first[1]["sessions"] == []
+    assert [s["id"] for s in listed["sessions"]] == [msgs[0]["session"]]
+
+
+def test_serve_source_none_refuses_no_capture_in_one_line():
+    proc = subprocess.run([sys.executable, "-m", "streamer", "serve", "--source", "none", "--no-capture",
+                           "--port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "emotion-monitor: error: --source none with --no-capture leaves nothing to serve"

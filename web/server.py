@@ -101,7 +101,7 @@ _PAGE_CSP = (
 
 
 async def serve(
-    events: AsyncIterator[dict],
+    events: AsyncIterator[dict] | None,
     *,
     hello: dict,
     host: str = "127.0.0.1",
@@ -123,7 +123,8 @@ async def serve(
     """Serve the page and broadcast ``events`` to every viewer until cancelled.
 
     Args:
-        events: async iterator of event dicts (``prediction`` messages, see web/README.md).
+        events: async iterator of event dicts (``prediction`` messages, see web/README.md); None: the server
+            has no stream of its own (capture only), and viewers that name no session wait in a lobby.
         hello: fields for the ``hello`` message (labels, gender_labels, colors, config,
             model_card, ...); missing ones get defaults.
         host, port: bind address; ``port=0`` picks a free port.
@@ -165,7 +166,10 @@ async def serve(
                stats_interval_s=stats_interval_s, limits=limits, max_client_backlog_bytes=max_client_backlog_bytes,
                max_client_lag_s=max_client_lag_s, lag_probe_interval_s=lag_probe_interval_s,
                events_dropped=events_dropped, capture=capture, clip_handler=clip_handler)
-    source = hub.table.add_source(source=str((hello.get("config") or {}).get("source") or "server"))
+    if events is None:
+        source = hub.table.add_lobby()
+    else:
+        source = hub.table.add_source(source=str((hello.get("config") or {}).get("source") or "server"))
     gate = _Gate(token=token, loopback=is_loopback_host(host), capture=capture is not None,
                  clips=clip_handler is not None,
                  capture_token=capture_token, refusals=hub.table.refusals)
@@ -184,7 +188,8 @@ async def serve(
                 print(f"live page: {url}", file=sys.stderr, flush=True)
             stats_task = asyncio.create_task(hub.run_stats(stats_interval_s))
             try:
-                await _pump(events, source, hub)
+                if events is not None:
+                    await _pump(events, source, hub)
                 await asyncio.Future()  # keep serving history until cancelled
             finally:
                 stats_task.cancel()
@@ -342,13 +347,14 @@ class _Hub:
                     await ws.close(CLOSE_UNKNOWN_SESSION, "session expired")
             if gone:
                 self.sessions_changed()
-            for session in list(self.table.sessions.values()):
+            for session in {*self.table.sessions.values(), self.table.default} - {None}:
                 if session.clients:
                     self._broadcast(session.clients, encode(self.stats(session)))
 
     def sessions_changed(self) -> None:
         """Every viewer gets the new session list (a session started, ended or expired)."""
-        self._broadcast(self.table.all_clients(), self.table.listing_text())
+        lobby = self.table.default.clients if self.table.default is not None else set()
+        self._broadcast(self.table.all_clients() | lobby, self.table.listing_text())
 
     def attach(self, ws: ServerConnection, session: Session, extra: list[str]) -> Callable[[], None]:
         """Register ``ws`` as a viewer of ``session`` (hello, ``extra``, history, ``end``, the session list);

@@ -173,6 +173,14 @@ class SessionTable:
         self.default = self._new(kind="source", source=source)
         return self.default
 
+    def add_lobby(self) -> Session:
+        """A server without a source of its own: viewers that name no session wait here (hello, the session
+        list and stats, never an event) and pick one. Not listed, never live."""
+        self.default = self._new(kind="lobby", source="none")
+        del self.sessions[self.default.id]  # not a stream: unlisted and never expired
+        self.default.end_text = None
+        return self.default
+
     @property
     def live_captures(self) -> int:
         return sum(1 for s in self.sessions.values() if s.kind == "capture" and s.live)

@@ -127,6 +127,7 @@
     buildBars();
     buildCompare();
     buildAbout(msg);
+    if (msg.session_kind === "lobby") setStreamState("no stream of its own: pick a session or use your microphone");
     compareDirty = true;
     scheduleDraw();
   }
@@ -302,6 +303,7 @@
       .text(sessionLabel)
       .property("selected", (s) => s.id === current);
     d3.select(sessionSelect).selectAll("option").sort((a, b) => b.started - a.started);
+    if (!list.some((s) => s.id === current)) sessionSelect.selectedIndex = -1;  // the lobby: nothing picked yet
   }
 
   sessionSelect.addEventListener("change", () => {

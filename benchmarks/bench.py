@@ -106,7 +106,7 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
         if opts.sessions:
             from .sessions import run_sessions_part
 
-            res["sessions"] = run_sessions_part(y, opts.sessions, workdir, on_progress=update("sessions"))
+            res["sessions"] = run_sessions_part(y, opts.sessions, on_progress=update("sessions"))
     res["bench_process_peak_rss_mb"] = self_peak_rss_mb()
     res["machine"] = machine_info(raw.get("pinned_cpu"), load_at_start=load_at_start)
     res["models"] = model_ids()

@@ -1,14 +1,14 @@
 """Many browser microphones at once: per-session delivery latency and server CPU per live session (issue 12).
 
-    python -m benchmarks.sessions [--sessions 10 25 50] [--find] [--seconds 15] [--rate 48000] [--frame-ms 20]
+    python -m benchmarks.sessions [--sessions 10 25 50] [--find] [--seconds 15] [--rate 48000] [--frame-ms 40]
                                   [--repeat 1] [--source PATH|demo]
                                   [--json OUT] [--html OUT]
     emotion-monitor bench --sessions 10,50        (the same, as the last part of bench)
 
-For each session count N: the real server (``emotion-monitor serve --port 0 --open-capture --max-sessions N``,
-its own source a looped file of silence) in a subprocess pinned to one CPU (the last one this process may use;
+For each session count N: the real server (``emotion-monitor serve --port 0 --source none --open-capture``,
+``--source none``: a host of browser microphones only) in a subprocess pinned to one CPU (the last one this process may use;
 the clients run on the others, when there are others), and N capturing clients in this process. Each client
-speaks the upstream format of web.protocol as the page does: the capture start message, then 20 ms binary f32le
+speaks the upstream format of web.protocol as the page does: the capture start message, then 40 ms binary f32le
 frames at ``--rate`` (48 kHz, what browsers capture at; the server resamples with soxr), real speech from its own
 offset in the source, each frame sent when its last sample would have been captured (real-time pace, a random
 phase per client). The server runs one live pipeline per session, which sends the predictions back to that client.
@@ -41,7 +41,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,7 @@ __all__ = ["SessionsOptions", "run_sessions", "run_sessions_part", "sessions_goa
 
 GOAL_SESSIONS = 50
 GOAL_P95_MS = 100.0
-FRAME_MS = 20  # the capture worklet's chunk (web/static/capture-worklet.js)
+FRAME_MS = 40  # what the page sends per frame (web/static/mic.js CHUNK_MS)
 _CONNECT_BATCH = 10  # concurrent capture handshakes (each builds a pipeline in the server)
 _WARMUP_S = 3.0
 _IDLE_S = 3.0
@@ -68,7 +67,7 @@ class SessionsOptions:
     find: bool = False  # search the largest passing N, starting from counts[0]
     seconds: float = 15.0  # the measured phase per N
     rate: int = 48000  # the clients' capture rate
-    frame_ms: int = FRAME_MS  # audio per upstream frame (the page sends 20 ms; larger frames cost less per second)
+    frame_ms: int = FRAME_MS  # audio per upstream frame (the page sends 40 ms; larger frames cost less per second)
     max_steps: int = 8  # counts tried by the --find search
     repeat: int = 1  # runs per count; the one with the median p95 is reported (a shared machine is noisy)
 
@@ -263,7 +262,7 @@ def _r(x, digits: int = 2):
 # ------------------------------------------------------------------ the in-process baseline
 
 def profile_one_session(audio: np.ndarray, *, rate: int, frame_ms: int = FRAME_MS, seconds: float = 30.0) -> dict:
-    """One session's work in this process, on the same 20 ms frames: soxr to 16 kHz, ``Pipeline.push`` (live),
+    """One session's work in this process, on the same frames: soxr to 16 kHz, ``Pipeline.push`` (live),
     and the encoding of each event (``to_dict`` + web.protocol.encode). Milliseconds of CPU per second of audio
     (thread CPU time, so other processes on the machine do not count)."""
     import soxr
@@ -306,7 +305,7 @@ def profile_one_session(audio: np.ndarray, *, rate: int, frame_ms: int = FRAME_M
 
 # ------------------------------------------------------------------ the whole measure
 
-def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_progress=lambda d, t: None,
+def run_sessions(audio16: np.ndarray, opts: SessionsOptions, *, on_progress=lambda d, t: None,
                  on_run=lambda n, r: None) -> dict:
     """Every count of ``opts`` (or the --find search); results keyed by N (as a string)."""
     import soxr
@@ -320,7 +319,7 @@ def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_pr
     res["one_session_in_process_ms_per_s"] = profile_one_session(audio, rate=opts.rate, frame_ms=opts.frame_ms)
     for n in _counts(opts, res["runs"]):
         res["runs"][str(n)] = run = _median_run(
-            [_serve_and_measure(wav, n=n, audio=audio, opts=opts, on_progress=on_progress)
+            [_serve_and_measure(n=n, audio=audio, opts=opts, on_progress=on_progress)
              for _ in range(opts.repeat)])
         on_run(n, run)
     res["load_average_at_end"] = loadavg()
@@ -329,14 +328,10 @@ def run_sessions(wav: Path, audio16: np.ndarray, opts: SessionsOptions, *, on_pr
     return res
 
 
-def run_sessions_part(audio16: np.ndarray, counts: tuple[int, ...], workdir: Path, *, on_progress) -> dict:
+def run_sessions_part(audio16: np.ndarray, counts: tuple[int, ...], *, on_progress) -> dict:
     """The part `emotion-monitor bench --sessions` runs: ``counts``, or (0,) for the search from 10."""
-    import soundfile as sf
-
-    silence = workdir / "sessions_silence.wav"  # the server's own source: looped, cheap, constant
-    sf.write(silence, np.zeros(16000 * 5, np.float32), 16000, subtype="PCM_16")
     opts = SessionsOptions(counts=(10,), find=True) if counts == (0,) else SessionsOptions(counts=tuple(counts))
-    return run_sessions(silence, audio16, opts, on_progress=on_progress)
+    return run_sessions(audio16, opts, on_progress=on_progress)
 
 
 def _counts(opts: SessionsOptions, runs: dict):
@@ -368,7 +363,7 @@ def _median_run(runs: list[dict]) -> dict:
     return runs[order[len(runs) // 2]] | {"p95_of_each_repeat_ms": [r["latency_ms"]["p95"] for r in runs]}
 
 
-def _serve_and_measure(wav: Path, *, n: int, audio: np.ndarray, opts: SessionsOptions, on_progress) -> dict:
+def _serve_and_measure(*, n: int, audio: np.ndarray, opts: SessionsOptions, on_progress) -> dict:
     from .bench_options import BenchError
     from .server_process import ServerProcess
 
@@ -377,8 +372,7 @@ def _serve_and_measure(wav: Path, *, n: int, audio: np.ndarray, opts: SessionsOp
     if pinned:  # "on one core", literally: the server (and every thread it starts) on one CPU, the clients off it
         os.sched_setaffinity(0, {cpus[-1]})  # inherited by the server process
     try:
-        server = ServerProcess(["--source", str(wav), "--loop", "--open-capture", "--max-sessions", str(max(n, 1)),
-                                "--idle-timeout", "30"])
+        server = ServerProcess(["--source", "none", "--open-capture", "--max-sessions", str(max(n, 1))])
     finally:
         if pinned:
             os.sched_setaffinity(0, set(cpus[:-1]))
@@ -445,7 +439,7 @@ def html_section(res: dict) -> str:
     where = res.get("where_the_time_goes", {})
     bars = ""
     if "server_ms_per_session_s" in where:
-        parts = [("pipeline, per 20 ms frame", where["pipeline_frames"], "in process"),
+        parts = [("pipeline, per frame", where["pipeline_frames"], "in process"),
                  *((f"pipeline: {k}", v, "in process") for k, v in where["pipeline_windows"].items()),
                  ("soxr 48 -> 16 kHz", where["resample"], "in process"),
                  ("event encoding", where["encode"], "in process"),
@@ -505,20 +499,15 @@ def main(argv=None) -> int:
                                frame_ms=args.frame_ms, repeat=args.repeat)
     except ValueError as exc:
         p.error(str(exc))
-    import soundfile as sf
     from rich.console import Console
 
     console = Console(stderr=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="emotion-sessions-") as tmp:
-            y, desc = source_audio(args.source, seconds=30.0, data_dir=Path(args.data))
-            silence = Path(tmp) / "silence.wav"  # the server's own source: looped, cheap, constant
-            sf.write(silence, np.zeros(16000 * 5, np.float32), 16000, subtype="PCM_16")
-            res = run_sessions(silence, y, opts,
-                               on_progress=lambda d, t: console.print(f"connected {d}/{t}", end="\r"),
-                               on_run=lambda n, r: console.print(
-                                   f"N={n}: p95 {r['latency_ms']['p95']} ms, server CPU {r['server_cpu']}, "
-                                   f"{'passed' if r['passed'] else 'failed'}"))
+        y, desc = source_audio(args.source, seconds=30.0, data_dir=Path(args.data))
+        res = run_sessions(y, opts, on_progress=lambda d, t: console.print(f"connected {d}/{t}", end="\r"),
+                           on_run=lambda n, r: console.print(
+                               f"N={n}: p95 {r['latency_ms']['p95']} ms, server CPU {r['server_cpu']}, "
+                               f"{'passed' if r['passed'] else 'failed'}"))
     except (BenchError, OSError, ValueError) as exc:
         print(f"python -m benchmarks.sessions: error: {exc}", file=sys.stderr)
         return 1

@@ -129,8 +129,11 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
             "os => os.map(o => [o.value, o.dataset.kind, o.selected])")
         await second.click("#mic-btn")  # the second session ends early: the two streams differ in length
         await _wait(second, "window.__emo.capture.state === 'off'")
-        await first.wait_for_timeout(int(1000 * (source.size / SR)))  # the whole file, then some silence
+        # The screenshot during the second clip (the "Now" panel shows a label), in the 30 s window.
+        await first.click('[data-window="30"]')
+        await _wait(first, "window.__emo.lastT > 5.9 && document.getElementById('current-emotion').textContent !== '—'")
         await first.screenshot(path=str(tmp_path / "capture.png"))
+        await first.wait_for_timeout(4000)  # the rest of the file, then some silence
         drawn = int(await first.locator("#timeline").get_attribute("data-points"))
         await first.click("#mic-btn")
         await expect(first.locator("#mic-state")).to_have_text("off: stopped", timeout=10_000)

@@ -10,8 +10,8 @@ from .labels import EMOTIONS, GENDERS
 from .metrics import score
 from .recipe import FittedClassifier, Recipe, clip_probs, fit_classifier, online_normalise
 
-__all__ = ["Fold", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train", "cross_validate",
-           "balance_weights"]
+__all__ = ["Fold", "CvRun", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train",
+           "cross_validate", "cross_validate_many", "balance_weights"]
 
 TASK_LABELS = {"emotion": EMOTIONS, "gender": GENDERS}
 
@@ -117,9 +117,22 @@ def _test_matrix(fs: FeatureSet, rows: np.ndarray, prior, recipe: Recipe, *, see
 _CV_STATE: dict = {}
 
 
-def _fold_job(fi: int) -> dict:
+@dataclass(frozen=True)
+class CvRun:
+    """One cross-validation: a task's features, its folds, and the session runner (None: clip mode only)."""
+
+    fs: FeatureSet
+    task: str
+    folds: list
+    session: object = None
+
+
+def _fold_job(job: tuple[int, int]) -> dict | None:
     """One fold's held-out predictions (runs in a forked worker; inputs come from _CV_STATE)."""
-    fs, task, recipe, folds, seed, y_clip = (_CV_STATE[k] for k in ("fs", "task", "recipe", "folds", "seed", "y"))
+    ri, fi = job
+    run, recipe, seed = _CV_STATE["runs"][ri], _CV_STATE["recipe"], _CV_STATE["seed"]
+    fs, task, folds = run.fs, run.task, run.folds
+    y_clip = task_labels(fs.utts, task)
     is_test = np.zeros(len(fs.utts), bool)
     is_test[list(folds[fi].test)] = True
     train_rows = np.flatnonzero(~is_test[fs.clip])
@@ -133,49 +146,62 @@ def _fold_job(fi: int) -> dict:
     ids, cp = clip_probs(wp, fs.clip[test_rows])
     out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
-    runner = _CV_STATE.get("session")
-    if runner is not None:
+    if run.session is not None:
         fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count)
-        sid, sp, _n, variants = runner(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
+        sid, sp, _n, variants = run.session(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
         # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.
         out.update({f"sess_probs:{name}": p for name, p in variants.items()})
     return out
 
 
-def cross_validate(fs: FeatureSet, task: str, recipe: Recipe, folds: list[Fold], *, seed: int,
-                   progress=None, n_jobs: int = 2, session=None) -> dict:
-    """Held-out predictions of every fold (folds run on n_jobs cores). -> dict of arrays: clip, clip_true,
-    clip_probs, win_clip, win_true, win_probs, fold (per clip); with a session runner (see
-    streamer.session_eval.session_clip_probs; called as session(utts, clip_ids, model, task=, seed=)) also
-    sess_clip, sess_true, sess_probs: the fold's model run over each test speaker's clips as one stream."""
-    _CV_STATE.update(fs=fs, task=task, recipe=recipe, folds=folds, seed=seed, y=task_labels(fs.utts, task),
-                     session=session)
-    results = []
+def cross_validate_many(runs: list[CvRun], recipe: Recipe, *, seed: int, progress=None, n_jobs: int = 2) -> list[dict]:
+    """Held-out predictions of every fold of every run, all folds in one pool of n_jobs workers (so no core
+    idles between runs). -> one dict per run, of arrays: clip, clip_true, clip_probs, win_clip, win_true,
+    win_probs, fold (per clip); with a session runner (see streamer.session_eval.session_clip_probs; called
+    as session(utts, clip_ids, model, task=, seed=)) also sess_clip, sess_true, sess_probs and
+    "sess_probs:<adaptation>": the fold's model run over each test speaker's clips as one stream."""
+    _CV_STATE.update(runs=list(runs), recipe=recipe, seed=seed)
+    jobs = [(ri, fi) for ri, run in enumerate(runs) for fi in range(len(run.folds))]
+    results: dict = {}
     try:
         if n_jobs <= 1:
-            for fi in range(len(folds)):
-                results.append(_fold_job(fi))
+            it = map(_fold_job, jobs)
+            for job, r in zip(jobs, it):
+                results[job] = r
                 if progress is not None:
                     progress()
         else:
             from multiprocessing import get_context
 
             with get_context("fork").Pool(n_jobs) as pool:
-                for r in pool.imap(_fold_job, range(len(folds)), chunksize=1):
-                    results.append(r)
+                for job, r in zip(jobs, pool.imap(_fold_job, jobs, chunksize=1)):
+                    results[job] = r
                     if progress is not None:
                         progress()
     finally:
         _CV_STATE.clear()
-    results = [r for r in results if r is not None]
-    return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+    out = []
+    for ri in range(len(runs)):
+        rs = [results[(ri, fi)] for fi in range(len(runs[ri].folds)) if results[(ri, fi)] is not None]
+        out.append({k: np.concatenate([r[k] for r in rs]) for k in rs[0]})
+    return out
+
+
+def cross_validate(fs: FeatureSet, task: str, recipe: Recipe, folds: list[Fold], *, seed: int,
+                   progress=None, n_jobs: int = 2, session=None) -> dict:
+    """cross_validate_many for one run."""
+    return cross_validate_many([CvRun(fs, task, folds, session)], recipe, seed=seed, progress=progress,
+                               n_jobs=n_jobs)[0]
 
 
 def _full_probs(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     """predict_proba with columns for every class, even those absent from a fold's training data."""
     p = model.predict_proba(x)
     full = np.zeros((len(x), n_classes))
+    if len(model.classes_) == 1:   # a one-class training set: sklearn still returns two columns
+        full[:, model.classes_[0]] = 1.0
+        return full
     full[:, model.classes_] = p
     return full
 

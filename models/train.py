@@ -206,7 +206,7 @@ LOCO = (("emotion", "ravdess"), ("emotion", "ased"), ("gender", "baved"))
 def run_evaluate(args) -> int:
     from rich.progress import Progress
 
-    from .evaluate import TASK_LABELS, corpus_folds, cross_validate, random_folds, speaker_folds
+    from .evaluate import TASK_LABELS, CvRun, corpus_folds, cross_validate_many, random_folds, speaker_folds
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -225,16 +225,17 @@ def run_evaluate(args) -> int:
                  for task in ("emotion", "gender")]
     for task in ("emotion", "gender"):
         report["tasks"][task] = {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []}
+    # Every fold of every run in one pool, so both cores stay busy to the end.
     with Progress() as bar:
         task_bar = bar.add_task("cross-validation folds", total=sum(len(f) for _, _, f, _ in runs))
-        for task, split, folds, runner in runs:
-            cv = cross_validate(feats[task], task, recipe, folds, seed=args.seed, session=runner,
-                                progress=lambda: bar.advance(task_bar))
-            res = report["tasks"][task]
-            res["results"][split] = _split_results(cv, utts, task, split, corpora)
-            if split == "speaker-independent":
-                res["folds"] = _fold_scores(cv, folds, task)
-                res["calibration"] = _calibration(cv, task)
+        cvs = cross_validate_many([CvRun(feats[task], task, folds, runner) for task, _, folds, runner in runs],
+                                  recipe, seed=args.seed, progress=lambda: bar.advance(task_bar))
+    for (task, split, folds, _), cv in zip(runs, cvs):
+        res = report["tasks"][task]
+        res["results"][split] = _split_results(cv, utts, task, split, corpora)
+        if split == "speaker-independent":
+            res["folds"] = _fold_scores(cv, folds, task)
+            res["calibration"] = _calibration(cv, task)
     report["seconds"] = round(time.time() - t0, 1)
     if args.experiments:
         report["experiments"] = json.loads(Path(args.experiments).read_text())

@@ -21,7 +21,9 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="run the monitor and serve the live timeline page and websocket",
                        description="Run the pipeline and serve, on one port, the page at / and the websocket at "
                                    "/ws. Bound to a non-loopback host, a token is required (generated and printed "
-                                   "if --token is not given).")
+                                   "if --token is not given). Pages may also send their own microphone "
+                                   "(/ws/capture; each a session, watched with /ws?session=ID) and clips (/clip); "
+                                   "sending audio always needs the token (see --open-capture).")
     p.add_argument("--source", default="mic",
                    help="mic (default; demo if there is none), demo, an audio file, or none (only browser "
                         "microphones: viewers that name no session pick one)")
@@ -40,8 +42,9 @@ def register(sub) -> None:
     c = p.add_argument_group("browser microphones (each capturing page is a session)")
     c.add_argument("--no-capture", action="store_true", help="do not accept browser microphones at all")
     c.add_argument("--open-capture", action="store_true",
-                   help="capture without the token on a token-less loopback server (by default capturing always "
-                        "needs the token; one is generated and printed in the URL when --token is not given)")
+                   help="capture and send clips without the token on a token-less loopback server (by default "
+                        "sending audio always needs the token; one is generated and printed in the URL when "
+                        "--token is not given)")
     c.add_argument("--max-sessions", type=number(lo=1, hi=10000, integer=True), default=32,
                    help="browser sessions capturing at once, 1..10000 (default 32); more are refused")
     c.add_argument("--max-session-seconds", type=number(lo=1, hi=7 * 24 * 3600.0, unit="s"), default=3600.0,

@@ -81,7 +81,7 @@ async def session_stream(port: int, sid: str) -> list[dict]:
     return msgs
 
 
-async def _wait(page, expression: str, timeout_s: float = 30.0):
+async def _wait(page, expression: str, timeout_s: float = 60.0):
     """Poll ``expression`` (page.wait_for_function would evaluate a string, which the page's CSP forbids)."""
     async with asyncio.timeout(timeout_s):
         while not await page.evaluate(f"() => Boolean({expression})"):
@@ -131,7 +131,9 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
         await _wait(second, "window.__emo.capture.state === 'off'")
         # The screenshot during the second clip (the "Now" panel shows a label), in the 30 s window.
         await first.click('[data-window="30"]')
-        await _wait(first, "window.__emo.lastT > 5.9 && document.getElementById('current-emotion').textContent !== '—'")
+        # (Past the first clip, whatever the capture's start offset in the file, the next label is the second's.)
+        await _wait(first, "window.__emo.lastT > 3.5 && document.getElementById('current-emotion').textContent !== '—'")
+        await first.wait_for_timeout(800)  # well inside the second clip's 1.7 s of speech
         await first.screenshot(path=str(tmp_path / "capture.png"))
         await first.wait_for_timeout(4000)  # the rest of the file, then some silence
         drawn = int(await first.locator("#timeline").get_attribute("data-points"))

@@ -337,18 +337,20 @@
   }
 
   async function startCapture() {
-    capture = { mic: null, session: null, key: null, acked: false, stopping: false };
+    const c = capture = { mic: null, session: null, key: null, acked: false, stopping: false };
     setMicState("starting");
+    let mic;
     try {
-      capture.mic = await window.EmoMic.start({
-        processing: micProcessing.checked,
-        onFrame: sendFrame,
-      });
+      mic = await window.EmoMic.start({ processing: micProcessing.checked, onFrame: sendFrame });
     } catch (err) {
-      capture = null;
-      setMicState("off", `microphone unavailable (${err && err.message ? err.message : err})`);
+      if (capture === c) {
+        capture = null;
+        setMicState("off", `microphone unavailable (${err && err.message ? err.message : err})`);
+      }
       return;
     }
+    if (capture !== c) { mic.stop(); return; }  // stopped while the browser was still asking for the microphone
+    capture.mic = mic;
     emo.capture.rate = capture.mic.rate;
     emo.capture.processing = capture.mic.settings;
     openCapture();

@@ -540,3 +540,24 @@ def test_serve_source_none_refuses_no_capture_in_one_line():
                            "--port", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.strip() == "emotion-monitor: error: --source none with --no-capture leaves nothing to serve"
+
+
+def test_terminal_viewer_watches_a_capture_session():
+    import io
+
+    from rich.console import Console
+
+    from web.view import EXIT_OK, view
+
+    async def main():
+        async with running_server(synthetic_events(10**6, interval_s=0.1), capture=capture_options(),
+                                  token=TOKEN) as (port, _):
+            msgs, _, _ = await capture(port, speech(), tail_s=0.2)
+            out = io.StringIO()
+            code = await view(f"http://127.0.0.1:{port}/?session={msgs[0]['session']}", token=TOKEN, duration=5,
+                              console=Console(file=out, width=100))
+        return code, out.getvalue()
+
+    code, text = run(main())
+    assert code == EXIT_OK
+    assert "(browser)" in text and "stream ended (stopped)" in text

@@ -20,8 +20,8 @@ Measured, by phase (``idle``: the server alone; ``measure``: ``--seconds`` with 
   places it; one clock, this process's monotonic one). Pooled over all sessions (p50, p95, p99, max) and each
   session's own p95 (the worst and the median of them). Taken from the real send time, so that a client
   starved by the machine does not count as server latency;
-* the clients' own lateness: how late each frame left its client (``client_send_lag_ms``); when that is large
-  the load generator, not the server, is behind (the latency above includes it);
+* the clients' own lateness: how late each frame left its client (``client_send_lag_ms``); a run whose p95 is
+  over 20 ms is ``client_limited``: this machine could not generate the load, and ``--find`` stops there;
 * losses: events whose ``dropped_windows`` is non-zero, hops missing from a session's ``t`` sequence, and
   sessions the server closed before the end (refused, too fast, ...): a run "passes" with p95 <= 100 ms and
   none of these;
@@ -58,6 +58,7 @@ __all__ = ["SessionsOptions", "run_sessions", "run_sessions_part", "sessions_goa
 
 GOAL_SESSIONS = 50
 GOAL_P95_MS = 100.0
+CLIENT_LAG_LIMIT_MS = 20.0  # clients sending their frames later than this (p95) make a run client-limited
 FRAME_MS = 40  # what the page sends per frame (web/static/mic.js CHUNK_MS)
 _CONNECT_BATCH = 10  # concurrent capture handshakes (each builds a pipeline in the server)
 _WARMUP_S = 3.0
@@ -264,6 +265,9 @@ def _results(rec: _Record, *, n: int, connected: int, server_cpu, server_idle_cp
            "server_cpu_per_session": per_session, "clients_cpu": _r(clients_cpu, 3),
            "server_stage_ms_per_hop": _stage_means(rec.timings)}
     p95 = out["latency_ms"]["p95"]
+    lag = out["client_send_lag_ms"]["p95"]
+    # The clients could not keep real time: the run measures this machine's load generator, not the server.
+    out["client_limited"] = bool(lag is not None and lag > CLIENT_LAG_LIMIT_MS)
     out["passed"] = bool(p95 is not None and p95 <= GOAL_P95_MS and not rec.dropped_events and not missing
                          and not silent and not rec.closed_early)
     return out
@@ -351,6 +355,8 @@ def run_sessions(audio16: np.ndarray, opts: SessionsOptions, *, on_progress=lamb
         on_run(n, run)
     res["load_average_at_end"] = loadavg()
     res["largest_passing"] = max((int(k) for k, r in res["runs"].items() if r["passed"]), default=None)
+    res["smallest_client_limited"] = min((int(k) for k, r in res["runs"].items() if r["client_limited"]),
+                                         default=None)
     res["where_the_time_goes"] = _where(res)
     return res
 
@@ -369,6 +375,8 @@ def _counts(opts: SessionsOptions, runs: dict):
     lo, hi, n = 0, None, opts.counts[0]
     for _ in range(opts.max_steps):
         yield n
+        if runs[str(n)]["client_limited"]:
+            return  # beyond what this machine can generate: nothing above n can be measured here
         if runs[str(n)]["passed"]:
             lo = n
         else:
@@ -468,7 +476,7 @@ def html_section(res: dict) -> str:
         f"<tr><td>{k}</td><td>{r['latency_ms']['p50']}</td><td>{r['latency_ms']['p95']}</td>"
         f"<td>{r['session_p95_ms']['max']}</td><td>{r['dropped_window_events']} / {r['missing_hops']} / "
         f"{r['closed_early']}</td><td>{r['server_cpu']}</td><td>{r['server_cpu_per_session']}</td>"
-        f"<td>{'yes' if r['passed'] else 'no'}</td></tr>"
+        f"<td>{'yes' if r['passed'] else ('client-limited' if r['client_limited'] else 'no')}</td></tr>"
         for k, r in sorted(res["runs"].items(), key=lambda kv: int(kv[0])))
     table = ("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>sessions</th><th>p50 ms</th>"
              "<th>p95 ms</th><th>worst session p95 ms</th><th>dropped / missing / closed</th><th>server CPU</th>"
@@ -499,7 +507,8 @@ def print_table(res: dict, console=None) -> None:
     for k, r in sorted(res["runs"].items(), key=lambda kv: int(kv[0])):
         t.add_row(k, _s(r["latency_ms"]["p50"]), _s(r["latency_ms"]["p95"]), _s(r["session_p95_ms"]["max"]),
                   f"{r['dropped_window_events']}/{r['missing_hops']}/{r['closed_early']}", _s(r["server_cpu"]),
-                  _s(r["server_cpu_per_session"]), "[green]yes[/]" if r["passed"] else "[red]no[/]")
+                  _s(r["server_cpu_per_session"]), "[green]yes[/]" if r["passed"] else
+                  ("[yellow]client-limited[/]" if r["client_limited"] else "[red]no[/]"))
     console.print(t)
     w = res.get("where_the_time_goes", {})
     if "server_ms_per_session_s" in w:

@@ -26,6 +26,7 @@ def test_sessions_bench_runs_two_capturing_clients(tmp_path):
     assert run["events"] >= 2 * 20  # 3 s at 10 hops per second, each session
     assert run["latency_ms"]["n"] == run["events"] and run["latency_ms"]["p95"] > 0
     assert isinstance(run["server_cpu_per_session"], float) and isinstance(run["passed"], bool)
+    assert isinstance(run["client_limited"], bool) and run["client_send_lag_ms"]["n"] > 0
     assert {"features", "vad", "windows"} <= set(run["server_stage_ms_per_hop"])
     base = res["one_session_in_process_ms_per_s"]
     assert base["total"] > 0 and base["pipeline"] > 0 and base["resample"] > 0

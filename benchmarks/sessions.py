@@ -103,6 +103,7 @@ class _Record:
     closed_early: dict = field(default_factory=dict)  # session index -> close reason
     timings: list = field(default_factory=list)  # timings_ms of measure-phase events (a sample)
     send_lag_ms: list = field(default_factory=list)  # how late the clients sent their frames (measure phase)
+    send_block_ms: list = field(default_factory=list)  # time in ws.send: waiting for the server to read (ditto)
     hop_s: float | None = None
 
 
@@ -136,7 +137,9 @@ async def _client(index: int, port: int, audio: np.ndarray, rate: int, rec: _Rec
                 if rec.phase == "measure":  # a late send is the load generator's delay, not the server's
                     rec.send_lag_ms.append((time.monotonic() - due) * 1e3)
                 sends.append(time.monotonic())
-                await ws.send(chunk.tobytes())
+                await ws.send(chunk.tobytes())  # waits when the server is not reading (TCP back-pressure)
+                if rec.phase == "measure":
+                    rec.send_block_ms.append((time.monotonic() - sends[-1]) * 1e3)
                 sent += 1
             if not reader.done():
                 await ws.send(json.dumps({"type": "stop"}))
@@ -261,6 +264,7 @@ def _results(rec: _Record, *, n: int, connected: int, server_cpu, server_idle_cp
            "sessions_without_events": silent, "closed_early": len(rec.closed_early),
            "closed_early_reasons": sorted(set(rec.closed_early.values()))[:5],
            "client_send_lag_ms": summary(rec.send_lag_ms, digits=2),
+           "client_send_blocked_ms": summary(rec.send_block_ms, digits=2),
            "server_cpu": _r(server_cpu, 3), "server_idle_cpu": _r(server_idle_cpu, 3),
            "server_cpu_per_session": per_session, "clients_cpu": _r(clients_cpu, 3),
            "server_stage_ms_per_hop": _stage_means(rec.timings)}

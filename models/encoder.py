@@ -27,12 +27,19 @@ ENCODER_PEAK_DB = 0.8          # peak frame energy (sum of the 40 bands, dB) of 
 ENCODER_FLOOR_DB = -45.0       # never amplify a frame by more than this much: noise stays noise
 ENCODER_RELEASE_DB_PER_S = 3.0
 _BIN_SCALE = 400.0 / 512.0     # our 512-point FFT has 512/400 more bins per band than resemblyzer's 400
+# A pause: frames this far below the level follower's peak, for this long. The live stream restarts the LSTM
+# state after each pause, because the classifiers were trained on corpus clips, each one utterance encoded
+# from a fresh state: carried for minutes, the state drifts to where no training window ever was (measured on
+# held-out RAVDESS actors 19-20 as one session: clip UA 0.50 with the state carried, 0.66 restarted per clip).
+PAUSE_QUIET_DB = 20.0
+PAUSE_MS = 300.0
 
 
 class StreamingEncoder:
     """``push(enc_mel (40, n)) -> states (768, n) float32``; ``reset()`` starts a new stream."""
 
-    def __init__(self, path: str | Path = DEFAULT_ENCODER, *, threads: int = 1, frame_ms: float = 10.0):
+    def __init__(self, path: str | Path = DEFAULT_ENCODER, *, threads: int = 1, frame_ms: float = 10.0,
+                 restart_after_pause: bool = True):
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"speech encoder not found: {path} (build it with `emotion-monitor convert-encoder`)")
@@ -52,23 +59,40 @@ class StreamingEncoder:
         self.n_mels = int(self._sess.get_inputs()[0].shape[1])
         self.path = path
         self._release = ENCODER_RELEASE_DB_PER_S * frame_ms / 1000.0
+        # None: one state for the whole stream (a corpus clip, featurised alone, is one utterance).
+        self._pause_frames = int(round(PAUSE_MS / frame_ms)) if restart_after_pause else None
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, *, count: int = 0) -> None:
+        """Start a new stream (count: restarts so far to keep; a new stream starts at 0)."""
         self._h = np.zeros(self._state_shape, np.float32)
         self._c = np.zeros(self._state_shape, np.float32)
         self._peak = ENCODER_FLOOR_DB
+        self._quiet_run = 0
+        self.restarts = count
 
-    def _gains(self, enc_mel: np.ndarray) -> np.ndarray:
+    def _gains(self, enc_mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n,) power gain per frame from the level follower (vectorised: peak[t] = max over s <= t of
-        (db[s] - r (t - s)), started from the carried peak)."""
+        (db[s] - r (t - s)), started from the carried peak), and (n,) True where a frame is quiet."""
         n = enc_mel.shape[1]
         db = 10.0 * np.log10(np.maximum(enc_mel.sum(axis=0) * _BIN_SCALE, 1e-12))
         ramp = self._release * np.arange(n)
         peak = np.maximum.accumulate(np.maximum(db + ramp, self._peak - self._release)) - ramp
         peak = np.maximum(peak, ENCODER_FLOOR_DB)
         self._peak = float(peak[-1])
-        return np.power(10.0, (ENCODER_PEAK_DB - peak) / 10.0) * _BIN_SCALE
+        return np.power(10.0, (ENCODER_PEAK_DB - peak) / 10.0) * _BIN_SCALE, db < peak - PAUSE_QUIET_DB
+
+    def _first_restart(self, quiet: np.ndarray) -> int | None:
+        """Index before which the stream restarts (a quiet run reaches the pause length), or None."""
+        if self._pause_frames is None:
+            return None
+        run = self._quiet_run
+        for i, q in enumerate(quiet.tolist()):   # ~10 frames per hop: a Python loop costs microseconds
+            run = run + 1 if q else 0
+            if run == self._pause_frames:
+                return i + 1
+        self._quiet_run = run
+        return None
 
     def push(self, enc_mel: np.ndarray) -> np.ndarray:
         enc_mel = np.asarray(enc_mel)
@@ -77,6 +101,18 @@ class StreamingEncoder:
         n = enc_mel.shape[1]
         if n == 0:
             return np.zeros((ENCODER_DIM, 0), np.float32)
-        mel = np.ascontiguousarray((enc_mel * self._gains(enc_mel)).T, dtype=np.float32)
+        parts, lo = [], 0
+        while lo < n:
+            gains, quiet = self._gains(enc_mel[:, lo:])
+            p = self._first_restart(quiet)
+            hi = n if p is None else lo + p
+            mel = np.ascontiguousarray((enc_mel[:, lo:hi] * gains[: hi - lo]).T, dtype=np.float32)
+            parts.append(self._run(mel))
+            if p is not None:   # after a pause: a fresh state and level, as a corpus clip starts
+                self.reset(count=self.restarts + 1)
+            lo = hi
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)).T
+
+    def _run(self, mel: np.ndarray) -> np.ndarray:
         states, self._h, self._c = self._sess.run(None, {"mel": mel, "h0": self._h, "c0": self._c})
-        return states.T
+        return states

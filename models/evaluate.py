@@ -89,7 +89,7 @@ def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: 
     """
     rows = rows[y_clip[fs.clip[rows]] >= 0]
     rows = rows[:: recipe.stride_for(task)]
-    x = fs.x[rows]
+    x = fs.x[rows, : recipe.dims_for(task)]
     prior = None
     if norm == "speaker_mean":
         prior = x.mean(axis=0)
@@ -105,8 +105,8 @@ def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: 
     return x, y_clip[fs.clip[rows]], prior
 
 
-def _test_matrix(fs: FeatureSet, rows: np.ndarray, prior, recipe: Recipe, *, seed: int) -> np.ndarray:
-    x = fs.x[rows]
+def _test_matrix(fs: FeatureSet, rows: np.ndarray, prior, recipe: Recipe, *, seed: int, task: str) -> np.ndarray:
+    x = fs.x[rows, : recipe.dims_for(task)]
     if prior is None:
         return x
     spk = _speaker_ids(fs.utts)
@@ -142,12 +142,13 @@ def _fold_job(job: tuple[int, int]) -> dict | None:
     x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task), task=task)
     model = fit_classifier(x, y, recipe, task=task, seed=seed,
                            sample_weight=balance_weights(y) if task == "gender" else None)
-    wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi), len(TASK_LABELS[task]))
+    wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi, task=task), len(TASK_LABELS[task]))
     ids, cp = clip_probs(wp, fs.clip[test_rows])
     out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
     if run.session is not None:
-        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count)
+        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count,
+                                  feature_dim=recipe.dims_for(task))
         sid, sp, _n, variants = run.session(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
         # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.

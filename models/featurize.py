@@ -121,7 +121,7 @@ def _encoder():
     if _ENCODER is None:
         from .encoder import StreamingEncoder
 
-        _ENCODER = StreamingEncoder()
+        _ENCODER = StreamingEncoder(restart_after_pause=False)   # a clip is one utterance from a fresh state
     _ENCODER.reset()
     return _ENCODER
 

@@ -97,6 +97,7 @@ def run_train(args) -> int:
     from dsp.gate import SPEECH_GATE
 
     from .featurize import GATE_VERSION
+    from .encoder import DEFAULT_ENCODER
     from .recipe import fit_classifier
 
     t0 = time.time()
@@ -130,7 +131,8 @@ def run_train(args) -> int:
                                    f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
                                    f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
                               card=model_card(task, used, report),
-                              calibration=calibration)
+                              calibration=calibration,
+                              encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None)
         onx = to_onnx(model, labels=TASK_LABELS[task], metadata=meta)
         path = args.out / f"{task}.onnx"
         save_onnx(onx, path)
@@ -174,7 +176,8 @@ def model_card(task: str, used, report: dict | None) -> dict:
     what = "7 emotions" if task == "emotion" else "voice gender (female/male)"
     return {"name": f"voice-emotion-monitor {task}", "version": f"{date.today():%Y.%m.%d}",
             "date": f"{date.today():%Y-%m-%d}",
-            "summary": f"{what}; MLP on pooled spectral, voice and speech-encoder statistics of 1.5 s windows; "
+            "summary": f"{what}; MLP on pooled spectral and voice statistics"
+                       f"{' and speech-encoder states' if task == 'emotion' else ''} of 1.5 s windows; "
                        f"trained on {', '.join(corpora)}; speaker-independent UA (session mode) {ua or 'not evaluated'}",
             "licence": "weights non-commercial: RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0, ASED and BAVED "
                        "research use only; speech encoder resemblyzer Apache-2.0; code MIT",
@@ -265,7 +268,8 @@ def _session_runner(args, recipe):
 
         other = GENDERS if task == "emotion" else EMOTIONS
         return runner(utts, clip_ids, model, task=task, other_labels=other, window_ms=recipe.window_ms,
-                      hop_ms=recipe.hop_ms, seed=seed, load_audio=load_audio, encoder=StreamingEncoder())
+                      hop_ms=recipe.hop_ms, seed=seed, load_audio=load_audio,
+                      encoder=StreamingEncoder() if recipe.uses_encoder(task) else None)
 
     return partial(run)
 

@@ -117,6 +117,7 @@ class Pipeline:
         # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
         # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
         self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
+        self._dims = tuple(getattr(m, "feature_dim", None) for m in (emotion_model, gender_model))
         # Newest samples: the level is the RMS of the last hop.
         self._tail = np.zeros(int(round(feature_config.sr * config.hop_ms / 1000)), dtype=np.float32)
         self.reset()
@@ -239,7 +240,8 @@ class Pipeline:
 
     def _classify(self, win: Window, vector: np.ndarray, timings: dict):
         t0 = time.perf_counter()
-        x_emo, x_gen = (self._normalise(vector, norm) for norm in self._norms)
+        # Each model reads the leading columns it was trained on (gender: the 220 statistics without the encoder).
+        x_emo, x_gen = (self._normalise(vector[:dim], norm) for dim, norm in zip(self._dims, self._norms))
         t1 = time.perf_counter()
         p_emo = apply_temperature(self.emotion_model.predict_proba(x_emo)[0], self._temperature)
         t2 = time.perf_counter()

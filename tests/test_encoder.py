@@ -201,3 +201,26 @@ def test_shipped_models_name_their_encoder():
         if clf.metadata.get("encoder"):
             assert clf.encoder_path == DEFAULT_ENCODER and clf.feature_dim == 220 + 2 * ENCODER_DIM
             assert json.loads(clf.metadata["training_data"])["clips"] > 0
+        else:   # the gender model reads the 220 statistics only
+            assert clf.encoder_path is None and clf.feature_dim == 220
+
+
+def _states_of_last(first: np.ndarray, last: np.ndarray, **kw) -> np.ndarray:
+    """Encoder states over `last`, streamed after `first` and one second of silence."""
+    y = np.concatenate([first, np.zeros(16000), last])
+    states = StreamingEncoder(**kw).push(StreamingFeatures(FeatureConfig()).push(y).enc_mel)
+    return states[:, -(last.shape[0] // 160 - 5):]
+
+
+def test_encoder_restarts_after_a_pause_so_earlier_speech_does_not_leak():
+    """After a pause the state and level start afresh, as each training clip did: what came before the pause
+    (another utterance, at another level) leaves little trace in the states of the next utterance. Not none:
+    in a long pause of digital silence the restarts recur every 300 ms, so the state at the onset has run
+    over a different remainder of the pause."""
+    a, b = fixture_clip(CLIP).astype(np.float64), fixture_clip("ravdess/Actor_02/03-01-04-01-02-02-02.flac")
+    last = fixture_clip("ravdess/Actor_19/03-01-04-01-01-01-19.flac").astype(np.float64)
+    b = 3.0 * b.astype(np.float64)
+    # Measured: 0.009 mean absolute difference with the restart, 0.079 without (states ~0.1).
+    assert np.abs(_states_of_last(a, last) - _states_of_last(b, last)).mean() < 0.02
+    carried = [_states_of_last(x, last, restart_after_pause=False) for x in (a, b)]
+    assert np.abs(carried[0] - carried[1]).mean() > 0.05

@@ -133,7 +133,7 @@ def run_train(args) -> int:
                               card=model_card(task, used, report),
                               calibration=calibration,
                               encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None)
-        onx = to_onnx(model, labels=TASK_LABELS[task], metadata=meta)
+        onx = to_onnx(model, labels=TASK_LABELS[task], n_features=recipe.dims_for(task), metadata=meta)
         path = args.out / f"{task}.onnx"
         save_onnx(onx, path)
         _check_parity(path, model, x[:256])

@@ -99,6 +99,10 @@ class Pipeline:
         self.config, self.feature_config, self.source = config, feature_config, source
         self.emotion_model, self.gender_model = emotion_model, gender_model
         self.emotions, self.genders = tuple(emotion_model.labels), tuple(gender_model.labels)
+        if encoder is None and any(getattr(m, "encoder_path", None) for m in (emotion_model, gender_model)):
+            from .runner import load_encoder   # a model that reads encoder states gets the encoder it names
+
+            encoder = load_encoder((emotion_model, gender_model))
         self.encoder = encoder
         self._hp = HighPass(sr=feature_config.sr)
         self._fx = StreamingFeatures(feature_config)

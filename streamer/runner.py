@@ -73,8 +73,9 @@ def build_pipeline(*, emotion_model=None, gender_model=None, window_ms: float | 
 
 
 def load_encoder(models):
-    """The speech encoder the classifiers were trained with (models.encoder.StreamingEncoder), or None."""
-    paths = {m.encoder_path for m in models}
+    """The speech encoder the classifiers were trained with (models.encoder.StreamingEncoder), or None.
+    A model that reads no encoder (the gender model) takes the leading columns of the same vector."""
+    paths = {getattr(m, "encoder_path", None) for m in models} - {None} or {None}
     if len(paths) > 1:
         from models.errors import ModelError
 

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util import ROOT, bars_svg, write_html, write_json
+from ._util import ROOT, bars_svg, process_cpu_s, write_html, write_json
 
 __all__ = ["SessionsOptions", "run_sessions", "run_sessions_part", "sessions_goals", "profile_one_session",
            "html_section", "print_table", "GOAL_SESSIONS", "GOAL_P95_MS"]
@@ -192,15 +192,6 @@ async def _read(ws, index: int, clock: _Clock, rec: _Record) -> None:
 
 # ------------------------------------------------------------------ one run at N sessions
 
-def _process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class _Marks:
     """Wall, server CPU and own CPU at phase boundaries."""
 
@@ -208,7 +199,7 @@ class _Marks:
         self.pid, self.marks = pid, {}
 
     def mark(self, name: str) -> None:
-        self.marks[name] = (time.monotonic(), _process_cpu_s(self.pid), time.process_time())
+        self.marks[name] = (time.monotonic(), process_cpu_s(self.pid), time.process_time())
 
     def share(self, a: str, b: str) -> tuple[float | None, float]:
         (w0, s0, c0), (w1, s1, c1) = self.marks[a], self.marks[b]

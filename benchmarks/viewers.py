@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._util import ROOT, write_json
+from ._util import ROOT, process_cpu_s, write_json
 
 GOALS_P95_MS = {200: 50.0, 1000: 100.0}  # others' p95 with one stalled viewer
 _CONNECT_BATCH = 50  # concurrent handshakes: below the server's listen backlog (100)
@@ -199,16 +199,7 @@ async def _run_one(port: int, *, viewers: int, seconds: float, server_pid: int, 
 
 def _phase(rec: _Record, phase: str, server_pid: int) -> None:
     rec.phase = phase
-    rec.cpu_marks[phase] = (time.monotonic(), _process_cpu_s(server_pid), time.process_time())
-
-
-def _process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rec.cpu_marks[phase] = (time.monotonic(), process_cpu_s(server_pid), time.process_time())
 
 
 async def _until(predicate, timeout: float | None = None) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 
 from .errors import ConfigError
 
-__all__ = ["number", "add_verbose_option", "add_pipeline_options", "pipeline_from_args", "device_status_printer"]
+__all__ = ["number", "add_verbose_option", "add_pipeline_options", "pipeline_from_args", "warm_up",
+           "device_status_printer"]
 
 
 def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
@@ -67,7 +69,32 @@ def pipeline_from_args(args, *, source: str, live: bool):
     config = pipeline.config
     if config.hop_ms > config.window_ms:  # windows would skip audio: parts of the input never analysed
         raise ConfigError(f"--hop-ms {config.hop_ms:g} exceeds the analysis window ({config.window_ms:g} ms)")
+    if live:
+        warm_up(pipeline)
     return pipeline
+
+
+_warmed = threading.Lock()
+_warm = False
+
+
+def warm_up(pipeline) -> None:
+    """Pipeline.warm_up, once per process (numba's compiled kernels are shared by every pipeline after that),
+    saying what the wait is when numba compiles: the first run after install, about 30 s on two cores; later
+    runs load its on-disk cache in milliseconds."""
+    global _warm
+    with _warmed:
+        if _warm:
+            return
+        note = threading.Timer(1.0, lambda: print("compiling the DSP kernels (the first run after install only, "
+                                                  "up to a minute)...", file=sys.stderr, flush=True))
+        note.daemon = True
+        note.start()
+        try:
+            pipeline.warm_up()
+            _warm = True
+        finally:
+            note.cancel()
 
 
 def device_status_printer(*, verbose: bool):

@@ -138,6 +138,21 @@ class Pipeline:
         self.speech_frames = 0
         self._last_speech_t = -math.inf
 
+    def warm_up(self) -> None:
+        """Run every stage once on a synthetic voice, then ``reset()``: a live stream must not stall on its first
+        speech window while numba compiles (about 10 s on a fresh install, before its on-disk cache exists;
+        milliseconds after), or the capture ring overflows and a server's event loop stops for everyone."""
+        sr = self.feature_config.sr
+        t = np.arange(int(2.0 * sr)) / sr
+        # A 140 Hz harmonic voice, syllable-modulated at 4 Hz, after 0.3 s of faint noise: the VAD calls it
+        # speech, so the speech-only stages (pooling, models, smoothing, pitch) run too.
+        voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 20)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+        voice = 0.1 * voice * (t >= 0.3) + 1e-3 * np.random.default_rng(0).standard_normal(t.size)
+        try:
+            self.push(voice.astype(np.float32), wall_end=0.0)
+        finally:
+            self.reset()
+
     # -- push ---------------------------------------------------------------------------------------------
     def push(self, samples: np.ndarray, *, wall_end: float | None = None, overflows: int = 0) -> list[PredictionEvent]:
         """Feed mono float samples; ``wall_end`` is the capture time of the last one (default: now).

@@ -11,7 +11,7 @@ import threading
 
 from .cards import model_card
 from .errors import ConfigError, PortBusy
-from .options import add_pipeline_options, number, pipeline_from_args
+from .options import add_pipeline_options, number, pipeline_from_args, warm_up
 
 __all__ = ["register", "hello_fields", "serve_pipeline", "capture_options", "tls_context"]
 
@@ -106,6 +106,8 @@ def cmd_serve(args) -> int:
     source, kind = (None, "none") if args.source == "none" else _open_source(args)
     # With no source of its own, the pipeline only describes the models and options in every hello.
     pipeline = pipeline_from_args(args, source=kind if source is not None else "browser", live=kind != "file")
+    if kind == "file":  # (live ones are warmed already) numba compiles now, not while serving the first page
+        warm_up(pipeline)
     capture = None if args.no_capture else capture_options(args, record_dir=record_dir)
     from web.clips import ClipService
 

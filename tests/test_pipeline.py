@@ -77,6 +77,32 @@ def test_reset_replays_identically(models, speech):
     assert [(e.t, e.emotion, e.gender) for e in first] == [(e.t, e.emotion, e.gender) for e in again]
 
 
+class _Counting:
+    """A shipped classifier that counts its calls (to see which stages warm_up reached)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict_proba(self, x):
+        self.calls += 1
+        return self.model.predict_proba(x)
+
+
+def test_warm_up_reaches_the_speech_stages_and_leaves_no_trace(models, speech):
+    """A live pipeline runs warm_up before its first real block (so numba compiles then, not mid-stream): its
+    synthetic voice must pass the VAD (the models run) and reset() must leave the stream as if new."""
+    emotion, gender = _Counting(models[0]), _Counting(models[1])
+    pipe = Pipeline(emotion, gender)
+    pipe.warm_up()
+    assert emotion.calls > 0 and gender.calls > 0
+    assert pipe.samples_in == 0 and pipe.speech_frames == 0
+    got, ref = _push_all(pipe, speech, 320), _push_all(Pipeline(*models), speech, 320)
+    assert [e.to_dict() | {"timings_ms": None} for e in got] == [e.to_dict() | {"timings_ms": None} for e in ref]
+
+
 def test_live_drop_policy_keeps_newest_and_counts(models, speech):
     pipe = Pipeline(*models, config=PipelineConfig(max_windows_per_push=1))
     events = pipe.push(speech[:16000 * 2])  # 2 s at once: 197 frames, windows due at frames 50..190

@@ -37,7 +37,7 @@
   const emo = { received: 0, predictions: 0, drawnPoints: 0, drawnVertices: 0, lastT: null, frames: 0, lastDrawMs: 0,
                 session: null, sessions: [],
                 capture: { state: "off", session: null, rate: null, processing: null, sentSamples: 0, droppedFrames: 0,
-                           resets: 0 } };
+                           backlogDrops: 0, resets: 0 } };
   window.__emo = emo;
 
   let labels = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"];
@@ -387,9 +387,13 @@
 
   function sendFrame(buf) {
     const sock = ws;
-    if (!capture || !capture.acked || capture.stopping || !sock || sock.readyState !== WebSocket.OPEN ||
-        sock.bufferedAmount > CAPTURE_BACKLOG_MAX) {
+    if (!capture || !capture.acked || capture.stopping || !sock || sock.readyState !== WebSocket.OPEN) {
       emo.capture.droppedFrames++;  // not connected (yet): this audio is lost, the server sees a gap
+      return;
+    }
+    if (sock.bufferedAmount > CAPTURE_BACKLOG_MAX) {  // connected, but the server is not reading
+      emo.capture.droppedFrames++;
+      emo.capture.backlogDrops++;
       return;
     }
     sock.send(buf);

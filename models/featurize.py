@@ -175,9 +175,10 @@ def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
     meta = dict(cfg=cfg.asdict(), window_ms=window_ms, hop_ms=hop_ms, pooling=POOLING_VERSION, gate=GATE_VERSION.split("+")[0],
                 augs=[asdict(a) for a in augs], seed=seed, dim=vector_dim(ENCODER_DIM))
     h.update(json.dumps(meta, sort_keys=True).encode())
+    # Each clip by its name and content, not its path and mtime: a corpus copied again (a fresh checkout of
+    # ../shared, another mount point) is the same corpus, and its features (hours of CPU) stay valid.
     for u in utts:
-        st = u.path.stat()
-        h.update(f"{u.path}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+        h.update(f"{u.path.name}|{hashlib.blake2b(u.path.read_bytes(), digest_size=16).hexdigest()}\n".encode())
     return h.hexdigest()[:20]
 
 

@@ -3,12 +3,12 @@
 dsp imports no other project package.
 """
 from .config import SAMPLE_RATE, FeatureConfig
-from .features import delta, log_mel, melspectrogram, mfcc, power_to_db
+from .features import delta, log_mel, mel_frequencies, melspectrogram, mfcc, power_to_db
 from . import descriptive
 from .stream import FeatureFrames, StreamingFeatures
 from .windows import FrameWindower, Window, clip_windows
 
 __all__ = [
     "SAMPLE_RATE", "FeatureConfig", "FeatureFrames", "StreamingFeatures", "FrameWindower", "Window", "clip_windows", "descriptive",
-    "delta", "log_mel", "melspectrogram", "mfcc", "power_to_db",
+    "delta", "log_mel", "mel_frequencies", "melspectrogram", "mfcc", "power_to_db",
 ]

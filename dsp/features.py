@@ -8,12 +8,12 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from ._kernels import _log_dct_frames, _mel_power_frames
 
 
-__all__ = ["melspectrogram", "power_to_db", "log_mel", "mfcc", "delta", "mel_basis", "hann_window", "dct_matrix"]
+__all__ = ["melspectrogram", "power_to_db", "log_mel", "mfcc", "delta", "mel_basis", "mel_frequencies", "hann_window",
+           "dct_matrix"]
 
 
 def _check_audio(y, *, allow_empty: bool = True) -> np.ndarray:
@@ -30,12 +30,39 @@ def _check_audio(y, *, allow_empty: bool = True) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float64)
 
 
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def mel_frequencies(n_mels: int, *, fmin: float, fmax: float) -> np.ndarray:
+    """n_mels frequencies (Hz) evenly spaced on the Slaney mel scale: librosa.mel_frequencies(htk=False), to
+    the bit (its operations in its order). Here so that the stream never imports librosa, whose import (with
+    scipy.signal behind it) was half of the monitor's cold start."""
+    def hz_to_mel(f: float) -> float:
+        return _MIN_LOG_MEL + np.log(f / _MIN_LOG_HZ) / _LOGSTEP if f >= _MIN_LOG_HZ else f / _F_SP
+
+    mels = np.linspace(hz_to_mel(float(fmin)), hz_to_mel(float(fmax)), int(n_mels))
+    hz = _F_SP * mels
+    log_t = mels >= _MIN_LOG_MEL
+    hz[log_t] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels[log_t] - _MIN_LOG_MEL))
+    return hz
+
+
 @lru_cache(maxsize=16)
 def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """Slaney mel filterbank (n_mels, 1 + n_fft // 2), float64, read-only and cached (librosa.filters.mel)."""
-    import librosa.filters  # Slaney scale + Slaney area norm, exactly librosa's filterbank
-
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
+    """Slaney mel filterbank (n_mels, 1 + n_fft // 2), float64, read-only and cached: librosa.filters.mel with
+    its defaults (Slaney scale and area norm), to the bit (tests compare them)."""
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    basis = np.zeros((n_mels, 1 + n_fft // 2))
+    for i in range(n_mels):
+        basis[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    basis *= (2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
     basis.setflags(write=False)
     return basis
 
@@ -52,7 +79,10 @@ def _mel_bands(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> tu
 @lru_cache(maxsize=16)
 def hann_window(n_fft: int, win_length: int) -> np.ndarray:
     """Periodic Hann of win_length, zero-padded to n_fft around the centre (librosa.util.pad_center)."""
-    win = scipy.signal.get_window("hann", win_length, fftbins=True)
+    # scipy.signal.get_window("hann", win_length, fftbins=True), to the bit, without importing scipy.signal
+    # (slow): general_cosine's sum over a symmetric grid one point longer, the last point dropped.
+    fac = np.linspace(-np.pi, np.pi, win_length + 1)
+    win = (0.5 * np.cos(0 * fac) + 0.5 * np.cos(1 * fac))[:-1]
     lpad = (n_fft - win_length) // 2
     out = np.zeros(n_fft)
     out[lpad : lpad + win_length] = win
@@ -178,7 +208,9 @@ def delta(data, *, width=9, order=1, axis=-1, mode="interp") -> np.ndarray:
         raise ValueError("width must be an odd integer >= 3")
     if order <= 0 or int(order) != order:
         raise ValueError("order must be a positive integer")
-    return scipy.signal.savgol_filter(data, width, deriv=order, axis=axis, polyorder=order, mode=mode)
+    from scipy.signal import savgol_filter  # deferred: slow to import, and the stream never calls delta
+
+    return savgol_filter(data, width, deriv=order, axis=axis, polyorder=order, mode=mode)
 
 
 def log_dct(mel: np.ndarray, *, amin: float, n_mfcc: int):

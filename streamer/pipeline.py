@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dsp import FeatureConfig, StreamingFeatures
+from dsp import FeatureConfig, StreamingFeatures, mel_frequencies
 from dsp.gate import SPEECH_GATE
 from dsp.highpass import HighPass
 from dsp.pooling import check_pooling_config, window_vector
@@ -317,9 +317,7 @@ def _mel_centroid_hz(log_mel: np.ndarray, fc: FeatureConfig) -> float:
 @lru_cache(maxsize=8)
 def _mel_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Centre frequencies (n_mels,) of the Slaney mel bands; cached, as they were recomputed at every event."""
-    import librosa
-
-    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]
+    centres = mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]
     centres.setflags(write=False)  # shared by every call
     return centres
 

@@ -158,3 +158,56 @@ def test_windows_cover_the_last_frames_at_each_hop():
         i += n
     assert len(got) == len(wins)
     assert all(np.array_equal(a.mfcc, b.mfcc) and a.end_frame == b.end_frame for a, b in zip(got, wins))
+
+
+# The stream re-implements librosa's filterbank, scipy's Hann window and scipy's Butterworth high-pass, to the
+# bit, so that it never imports librosa or scipy.signal (half of the cold start). Exact equality, not allclose:
+# the shipped models were trained on features from the originals.
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(16000, 512, 64, 0.0, 8000.0), (16000, 400, 40, 0.0, 8000.0),
+                                                       (22050, 2048, 128, 0.0, 11025.0), (16000, 512, 64, 60.0, 7600.0)])
+def test_mel_filterbank_is_librosas_to_the_bit(sr, n_fft, n_mels, fmin, fmax):
+    from dsp.features import mel_basis
+
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
+    assert np.array_equal(mel_basis(sr, n_fft, n_mels, fmin, fmax), ref)
+    assert np.array_equal(dsp.mel_frequencies(n_mels, fmin=fmin, fmax=fmax),
+                          librosa.mel_frequencies(n_mels=n_mels, fmin=fmin, fmax=fmax))
+
+
+@pytest.mark.parametrize("n", [2, 400, 401, 512])
+def test_hann_window_is_scipys_to_the_bit(n):
+    import scipy.signal
+
+    from dsp.features import hann_window
+
+    assert np.array_equal(hann_window(n, n), scipy.signal.get_window("hann", n, fftbins=True))
+
+
+def test_highpass_is_scipys_sosfilt_to_the_bit():
+    import scipy.signal
+
+    from dsp.highpass import HighPass, design
+
+    sos = scipy.signal.butter(2, 40.0, btype="highpass", fs=16000, output="sos")
+    stored, zi = design(sr=16000, cutoff_hz=40.0, order=2)
+    assert np.array_equal(stored, sos) and np.array_equal(zi, scipy.signal.sosfilt_zi(sos))
+    x = np.random.default_rng(3).standard_normal(40000) * 0.1 + 0.02  # with a DC offset
+    ref, _ = scipy.signal.sosfilt(sos, x, zi=scipy.signal.sosfilt_zi(sos) * x[0])
+    hp = HighPass(sr=16000)
+    assert np.array_equal(np.concatenate([hp.push(x[i:i + 333]) for i in range(0, x.size, 333)]), ref)
+    # Another design (not stored) is scipy's own.
+    other = scipy.signal.butter(4, 80.0, btype="highpass", fs=48000, output="sos")
+    assert np.array_equal(design(sr=48000, cutoff_hz=80.0, order=4)[0], other)
+
+
+def test_the_stream_imports_neither_librosa_nor_scipy_signal():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom streamer.runner import build_pipeline\n"
+            "p = build_pipeline(source='file', live=False)\n"
+            "p.warm_up()\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('librosa', 'scipy.signal', 'scipy.stats'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout
+    assert out.strip() == "[]"

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..config import FeatureConfig
+from ..features import mel_frequencies
 from ..stream import FeatureFrames
 from ._kernels import _N_FEATURES, _N_STATE, _speech_prob_frames
 from .config import VadConfig, _check_frame_ms
@@ -29,10 +30,8 @@ class StreamingVad:
         _check_frame_ms(config, feature_config)
         self.config = config
         self.feature_config = feature_config
-        import librosa  # band edges of the same Slaney mel scale as the extractor
-
-        centres = librosa.mel_frequencies(n_mels=feature_config.n_mels + 2, fmin=feature_config.fmin,
-                                          fmax=feature_config.fmax, htk=False)[1:-1]
+        # Band edges of the same Slaney mel scale as the extractor.
+        centres = mel_frequencies(feature_config.n_mels + 2, fmin=feature_config.fmin, fmax=feature_config.fmax)[1:-1]
         in_band = np.flatnonzero((centres >= config.speech_fmin) & (centres <= config.speech_fmax))
         if in_band.size < 2:
             raise ValueError(f"fewer than 2 mel bands between speech_fmin={config.speech_fmin} and "

@@ -295,25 +295,37 @@ def window_vector(window: Window) -> np.ndarray:
     return np.concatenate((out, stats)).astype(np.float32)
 
 
+_MIN_VAR = 1e-12  # a constant feature (variance 0) stays finite
+
+
 class OnlineNorm:
-    """Per-speaker (per-session) mean normalisation with running statistics, push-style.
+    """Per-speaker (per-session) mean (and optionally variance) normalisation with running statistics, push-style.
 
     transform(x) = x - m + prior_mean, where m = (sum of seen x + prior_count * prior_mean) / (n + prior_count):
     the session's running mean shrunk toward the training mean, so the first windows pass almost unchanged.
+    With prior_std, also the spread: transform(x) = (x - m) * prior_std / s + prior_mean, where s**2 is the
+    session's running variance shrunk the same way toward prior_std**2 (its second moment toward
+    prior_mean**2 + prior_std**2), so a speaker with a livelier voice is scaled down to the training spread.
     update(x) adds speech windows to the statistics; reset() starts a new session.
     """
 
-    def __init__(self, prior_mean, *, prior_count: float = 20.0):
+    def __init__(self, prior_mean, *, prior_count: float = 20.0, prior_std=None):
         self.prior_mean = np.asarray(prior_mean, dtype=np.float64).copy()
         if self.prior_mean.ndim != 1:
             raise ValueError(f"prior_mean must be 1-D, got shape {self.prior_mean.shape}")
         if prior_count <= 0:
             raise ValueError(f"prior_count must be positive, got {prior_count}")
         self.prior_count = float(prior_count)
+        self.prior_std = None
+        if prior_std is not None:
+            self.prior_std = np.asarray(prior_std, dtype=np.float64).copy()
+            if self.prior_std.shape != self.prior_mean.shape or not np.all(self.prior_std > 0):
+                raise ValueError("prior_std must be positive, with prior_mean's shape")
         self.reset()
 
     def reset(self) -> None:
         self._sum = np.zeros_like(self.prior_mean)
+        self._sumsq = np.zeros_like(self.prior_mean)
         self._n = 0
 
     @property
@@ -326,10 +338,16 @@ class OnlineNorm:
         if x.shape[1] != self.prior_mean.shape[0]:
             raise ValueError(f"expected vectors of dim {self.prior_mean.shape[0]}, got {x.shape[1]}")
         self._sum += x.sum(axis=0)
+        self._sumsq += (x * x).sum(axis=0)
         self._n += x.shape[0]
 
     def transform(self, x) -> np.ndarray:
         """x: (D,) or (k, D) -> same shape float32, normalised with the statistics so far."""
         x = np.asarray(x, dtype=np.float64)
-        m = (self._sum + self.prior_count * self.prior_mean) / (self._n + self.prior_count)
-        return (x - m + self.prior_mean).astype(np.float32)
+        mu, pc, n = self.prior_mean, self.prior_count, self._n
+        m = (self._sum + pc * mu) / (n + pc)
+        if self.prior_std is None:
+            return (x - m + mu).astype(np.float32)
+        sd = self.prior_std
+        q = (self._sumsq + pc * (mu * mu + sd * sd)) / (n + pc)
+        return ((x - m) * (sd / np.sqrt(np.maximum(q - m * m, _MIN_VAR))) + mu).astype(np.float32)

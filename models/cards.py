@@ -129,8 +129,10 @@ def _extra_sources(by_corpus: dict) -> str:
 def _norm_text(recipe, task: str) -> str:
     if recipe.norm_for(task) == "none":
         return "without normalisation (a speaker's average voice is the very cue; `online_norm()` returns None)"
-    return (f"after `dsp.pooling.OnlineNorm` (running per-session mean of the speech windows, shrunk toward the "
-            f"training mean with prior count {recipe.norm_prior_count:g}; get one with "
+    what = ("mean and variance of the speech windows, shrunk toward the training mean and variance"
+            if recipe.norm_for(task) == "speaker_meanvar" else "mean of the speech windows, shrunk toward the training mean")
+    return (f"after `dsp.pooling.OnlineNorm` (running per-session {what} with prior count {recipe.norm_prior_count:g}; "
+            "get one with "
             "`OnnxClassifier.online_norm()`, update then transform each speech window, reset per session). "
             "Training and evaluation replay exactly this, clips in random order per speaker")
 

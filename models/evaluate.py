@@ -8,7 +8,7 @@ import numpy as np
 from .featurize import FeatureSet
 from .labels import EMOTIONS, GENDERS
 from .metrics import score
-from .recipe import FittedClassifier, Recipe, clip_probs, fit_classifier, online_normalise
+from .recipe import FittedClassifier, NormPrior, Recipe, clip_probs, fit_classifier, online_normalise
 
 __all__ = ["Fold", "CvRun", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train",
            "cross_validate", "cross_validate_many", "balance_weights"]
@@ -85,23 +85,24 @@ def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: 
                   norm: str = "speaker_mean", task: str = "emotion"):
     """Training matrix for rows of fs: stride, online normalisation per (speaker, augmentation) session.
 
-    -> (x (n, D), y (n,), prior_mean (D,) or None)
+    -> (x (n, D), y (n,), NormPrior or None)
     """
     rows = rows[y_clip[fs.clip[rows]] >= 0]
     rows = rows[:: recipe.stride_for(task)]
     x = fs.x[rows, : recipe.dims_for(task)]
     prior = None
-    if norm == "speaker_mean":
-        prior = x.mean(axis=0)
+    if norm in ("speaker_mean", "speaker_meanvar"):
+        # (the std floor keeps a feature that never varies in training finite)
+        prior = NormPrior(x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6) if norm == "speaker_meanvar" else None)
         spk = _speaker_ids(fs.utts)
         # A session is one speaker under one augmentation (a condition, like one microphone).
         session_clip = fs.clip[rows].astype(np.int64) * len(fs.augs) + fs.aug[rows]
         uniq, inv = np.unique(session_clip, return_inverse=True)
         spk_of_uclip = spk[uniq // len(fs.augs)] * len(fs.augs) + uniq % len(fs.augs)
-        x = online_normalise(x, inv, spk_of_uclip, prior, prior_count=recipe.norm_prior_count,
-                             rng=np.random.default_rng(seed))
+        x = online_normalise(x, inv, spk_of_uclip, prior.mean, prior_count=recipe.norm_prior_count,
+                             rng=np.random.default_rng(seed), prior_std=prior.std)
     elif norm != "none":
-        raise ValueError(f"unknown norm {norm!r} (expected 'none' or 'speaker_mean')")
+        raise ValueError(f"unknown norm {norm!r} (expected 'none', 'speaker_mean' or 'speaker_meanvar')")
     return x, y_clip[fs.clip[rows]], prior
 
 
@@ -110,8 +111,8 @@ def _test_matrix(fs: FeatureSet, rows: np.ndarray, prior, recipe: Recipe, *, see
     if prior is None:
         return x
     spk = _speaker_ids(fs.utts)
-    return online_normalise(x, fs.clip[rows], spk, prior, prior_count=recipe.norm_prior_count,
-                            rng=np.random.default_rng(seed + 7))
+    return online_normalise(x, fs.clip[rows], spk, prior.mean, prior_count=recipe.norm_prior_count,
+                            rng=np.random.default_rng(seed + 7), prior_std=prior.std)
 
 
 _CV_STATE: dict = {}
@@ -147,8 +148,9 @@ def _fold_job(job: tuple[int, int]) -> dict | None:
     out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
     if run.session is not None:
-        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=prior, prior_count=recipe.norm_prior_count,
-                                  feature_dim=recipe.dims_for(task))
+        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=None if prior is None else prior.mean,
+                                  prior_std=None if prior is None else prior.std,
+                                  prior_count=recipe.norm_prior_count, feature_dim=recipe.dims_for(task))
         sid, sp, _n, variants = run.session(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
         # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.

@@ -144,5 +144,7 @@ class OnnxClassifier:
 
         if self.normalisation.get("mode", "none") == "none":
             return None
+        std = self.normalisation.get("prior_std")   # present for "speaker_meanvar"
         return OnlineNorm(np.asarray(self.normalisation["prior_mean"], np.float32),
-                          prior_count=float(self.normalisation["prior_count"]))
+                          prior_count=float(self.normalisation["prior_count"]),
+                          prior_std=None if std is None else np.asarray(std, np.float32))

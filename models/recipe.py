@@ -8,7 +8,7 @@ import numpy as np
 
 from .featurize import Augment
 
-__all__ = ["Recipe", "online_normalise", "fit_classifier", "clip_probs"]
+__all__ = ["Recipe", "NormPrior", "online_normalise", "fit_classifier", "clip_probs"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Recipe:
 
     window_ms: float = 1500.0
     hop_ms: float = 100.0
-    norm: str = "speaker_mean"        # emotion: "none" | "speaker_mean" (dsp.pooling.OnlineNorm)
+    norm: str = "speaker_meanvar"     # emotion: "none" | "speaker_mean" | "speaker_meanvar" (dsp.pooling.OnlineNorm)
     gender_norm: str = "none"         # a speaker's mean voice IS the gender cue: never subtract it
     norm_prior_count: float = 20.0
     classifier: str = "mlp"           # "logreg" | "mlp"
@@ -75,8 +75,16 @@ class Recipe:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class NormPrior:
+    """The training statistics a session's normalisation is shrunk toward: mean, and std for "speaker_meanvar"."""
+
+    mean: np.ndarray
+    std: np.ndarray | None = None
+
+
 def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarray, prior_mean: np.ndarray,
-                     *, prior_count: float, rng: np.random.Generator) -> np.ndarray:
+                     *, prior_count: float, rng: np.random.Generator, prior_std: np.ndarray | None = None) -> np.ndarray:
     """What dsp.pooling.OnlineNorm does live, for every speaker session at once.
 
     Each speaker's clips are visited in a random order, windows in time order; every window is normalised
@@ -97,7 +105,12 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
         csum = np.cumsum(xs, axis=0)
         n = np.arange(1, len(order) + 1)[:, None]
         m = (csum + prior_count * mu) / (n + prior_count)
-        out[order] = (xs - m + mu).astype(np.float32)
+        if prior_std is None:
+            out[order] = (xs - m + mu).astype(np.float32)
+            continue
+        sd = prior_std.astype(np.float64)
+        q = (np.cumsum(xs * xs, axis=0) + prior_count * (mu * mu + sd * sd)) / (n + prior_count)
+        out[order] = ((xs - m) * (sd / np.sqrt(np.maximum(q - m * m, 1e-12))) + mu).astype(np.float32)
     return out
 
 
@@ -153,11 +166,11 @@ class FittedClassifier:
     labels, predict_proba((n, D)) -> (n, C) with a column per label, online_norm(), calibration, encoder_path.
     Used to run a cross-validation fold's model through the real pipeline (session-mode evaluation)."""
 
-    def __init__(self, model, labels, *, prior_mean=None, prior_count: float = 20.0, calibration=None,
+    def __init__(self, model, labels, *, prior_mean=None, prior_count: float = 20.0, prior_std=None, calibration=None,
                  encoder_path=None, feature_dim: int | None = None):
         self.model, self.labels = model, tuple(labels)
         self.feature_dim = feature_dim
-        self.prior_mean, self.prior_count = prior_mean, prior_count
+        self.prior_mean, self.prior_count, self.prior_std = prior_mean, prior_count, prior_std
         self.calibration = dict(calibration or {})
         self.encoder_path = encoder_path
 
@@ -173,4 +186,6 @@ class FittedClassifier:
     def online_norm(self):
         from dsp.pooling import OnlineNorm
 
-        return None if self.prior_mean is None else OnlineNorm(self.prior_mean, prior_count=self.prior_count)
+        if self.prior_mean is None:
+            return None
+        return OnlineNorm(self.prior_mean, prior_count=self.prior_count, prior_std=self.prior_std)

@@ -122,7 +122,9 @@ def run_train(args) -> int:
         summaries[task] = _summary(used)
         norm = {"mode": recipe.norm_for(task)}
         if prior is not None:
-            norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior])
+            norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior.mean])
+            if prior.std is not None:
+                norm["prior_std"] = [float(f"{v:.7g}") for v in prior.std]
         calibration = _shipped_calibration(report, task)
         meta = model_metadata(labels=TASK_LABELS[task], window_ms=recipe.window_ms, hop_ms=recipe.hop_ms,
                               normalisation=norm, recipe=_recipe_json(recipe), training=dict(

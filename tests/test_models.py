@@ -167,6 +167,31 @@ def test_online_norm_running_mean():
         norm.update(np.zeros(4))
 
 
+def test_online_norm_mean_and_variance_is_what_training_replays():
+    """OnlineNorm with prior_std, window by window, equals models.recipe.online_normalise on the same session
+    (one speaker, clips in the order it draws); a session whose features spread twice as wide as training is
+    brought back toward the training spread."""
+    from models.recipe import online_normalise
+
+    rng = np.random.default_rng(1)
+    mu, sd = rng.normal(size=4), rng.uniform(0.5, 2.0, size=4)
+    x = mu + 2.0 * sd * rng.standard_normal((200, 4)) + 1.0
+    clip = np.repeat(np.arange(20), 10)
+    want = online_normalise(x, clip, np.zeros(20, np.int64), mu, prior_count=5.0, rng=np.random.default_rng(3),
+                            prior_std=sd)
+    order = np.random.default_rng(3).permutation(20)
+    norm, got = OnlineNorm(mu, prior_count=5.0, prior_std=sd), np.empty_like(want)
+    for c in order:
+        for i in np.flatnonzero(clip == c):
+            norm.update(x[i])
+            got[i] = norm.transform(x[i])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    late = got[clip == order[-1]]
+    assert np.all(np.abs(late.std(axis=0) / sd - 1.0) < 0.6)  # the raw session spreads 2x (and is shifted by 1)
+    with pytest.raises(ValueError, match="prior_std"):
+        OnlineNorm(mu, prior_std=np.zeros(4))
+
+
 def _tiny_model(n_classes=3, seed=0):
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline

@@ -140,7 +140,7 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Run every stage once on a synthetic voice, then ``reset()``: a live stream must not stall on its first
-        speech window while numba compiles (about 10 s on a fresh install, before its on-disk cache exists;
+        speech window while numba compiles (about 30 s on a fresh install, before its on-disk cache exists;
         milliseconds after), or the capture ring overflows and a server's event loop stops for everyone."""
         sr = self.feature_config.sr
         t = np.arange(int(2.0 * sr)) / sr

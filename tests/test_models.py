@@ -266,6 +266,8 @@ def test_shipped_models(task, labels):
     assert wins
     x = np.stack([window_vector(w) for w in wins])[:, : clf.feature_dim]
     norm = clf.online_norm()
+    # The emotion model normalises each session's mean and spread; gender never (a voice's level is its cue).
+    assert (norm is not None and norm.prior_std is not None) if task == "emotion" else norm is None
     if norm is not None:
         norm.update(x)
         x = norm.transform(x)

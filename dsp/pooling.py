@@ -24,7 +24,7 @@ from .stream import VOICE_ROWS
 from .windows import Window
 
 __all__ = ["POOLING_VERSION", "READS_POOLING", "FEATURE_NAMES", "FEATURE_DIM", "POOLED_N_MELS", "POOLED_N_MFCC",
-           "check_pooling_config", "window_vector", "vector_dim", "OnlineNorm"]
+           "check_pooling_config", "window_vector", "vector_dim", "OnlineNorm", "NORM_MIN_VAR"]
 
 POOLING_VERSION = "4"   # 4: + mean and std of the speech encoder's per-frame states over the loud frames
 READS_POOLING = ("3", "4")  # v3 vectors are v4's first FEATURE_DIM entries: models of either version work
@@ -295,7 +295,7 @@ def window_vector(window: Window) -> np.ndarray:
     return np.concatenate((out, stats)).astype(np.float32)
 
 
-_MIN_VAR = 1e-12  # a constant feature (variance 0) stays finite
+NORM_MIN_VAR = 1e-12  # OnlineNorm's variance floor: a feature constant in a session stays finite
 
 
 class OnlineNorm:
@@ -350,4 +350,4 @@ class OnlineNorm:
             return (x - m + mu).astype(np.float32)
         sd = self.prior_std
         q = (self._sumsq + pc * (mu * mu + sd * sd)) / (n + pc)
-        return ((x - m) * (sd / np.sqrt(np.maximum(q - m * m, _MIN_VAR))) + mu).astype(np.float32)
+        return ((x - m) * (sd / np.sqrt(np.maximum(q - m * m, NORM_MIN_VAR))) + mu).astype(np.float32)

@@ -91,6 +91,8 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
     with the statistics of the windows seen so far in that session, itself included (update, then transform).
     x (N, D), clip (N,) clip ids, speaker_of_clip (n_clips,) -> (N, D) float32.
     """
+    from dsp.pooling import NORM_MIN_VAR
+
     out = np.empty_like(x, dtype=np.float32)
     spk = speaker_of_clip[clip]
     mu = prior_mean.astype(np.float64)
@@ -110,7 +112,7 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
             continue
         sd = prior_std.astype(np.float64)
         q = (np.cumsum(xs * xs, axis=0) + prior_count * (mu * mu + sd * sd)) / (n + prior_count)
-        out[order] = ((xs - m) * (sd / np.sqrt(np.maximum(q - m * m, 1e-12))) + mu).astype(np.float32)
+        out[order] = ((xs - m) * (sd / np.sqrt(np.maximum(q - m * m, NORM_MIN_VAR))) + mu).astype(np.float32)
     return out
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["HighPass", "HIGHPASS_HZ"]
+__all__ = ["HighPass", "HIGHPASS_HZ", "design"]
 
 HIGHPASS_HZ = 40.0
 

@@ -148,9 +148,8 @@ def _fold_job(job: tuple[int, int]) -> dict | None:
     out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
     if run.session is not None:
-        fitted = FittedClassifier(model, TASK_LABELS[task], prior_mean=None if prior is None else prior.mean,
-                                  prior_std=None if prior is None else prior.std,
-                                  prior_count=recipe.norm_prior_count, feature_dim=recipe.dims_for(task))
+        fitted = FittedClassifier(model, TASK_LABELS[task], prior=prior, prior_count=recipe.norm_prior_count,
+                                  feature_dim=recipe.dims_for(task))
         sid, sp, _n, variants = run.session(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
         # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.

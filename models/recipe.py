@@ -168,11 +168,11 @@ class FittedClassifier:
     labels, predict_proba((n, D)) -> (n, C) with a column per label, online_norm(), calibration, encoder_path.
     Used to run a cross-validation fold's model through the real pipeline (session-mode evaluation)."""
 
-    def __init__(self, model, labels, *, prior_mean=None, prior_count: float = 20.0, prior_std=None, calibration=None,
+    def __init__(self, model, labels, *, prior: NormPrior | None = None, prior_count: float = 20.0, calibration=None,
                  encoder_path=None, feature_dim: int | None = None):
         self.model, self.labels = model, tuple(labels)
         self.feature_dim = feature_dim
-        self.prior_mean, self.prior_count, self.prior_std = prior_mean, prior_count, prior_std
+        self.prior, self.prior_count = prior, prior_count
         self.calibration = dict(calibration or {})
         self.encoder_path = encoder_path
 
@@ -188,6 +188,6 @@ class FittedClassifier:
     def online_norm(self):
         from dsp.pooling import OnlineNorm
 
-        if self.prior_mean is None:
+        if self.prior is None:
             return None
-        return OnlineNorm(self.prior_mean, prior_count=self.prior_count, prior_std=self.prior_std)
+        return OnlineNorm(self.prior.mean, prior_count=self.prior_count, prior_std=self.prior.std)

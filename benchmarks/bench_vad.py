@@ -165,7 +165,7 @@ def blocks(frames: FeatureFrames, size: int):
     for lo in range(0, frames.n, size):
         hi = min(frames.n, lo + size)
         yield FeatureFrames(start=frames.start + lo, log_mel=frames.log_mel[:, lo:hi], mfcc=frames.mfcc[:, lo:hi],
-                            power=frames.power[lo:hi])
+                            power=frames.power[lo:hi], voice=None if frames.voice is None else frames.voice[:, lo:hi])
 
 
 def run_ours(vad: StreamingVad, frames: FeatureFrames) -> tuple[np.ndarray, float]:

@@ -13,25 +13,26 @@ _SILENCE, _CANDIDATE, _SPEECH, _HANGING = 0, 1, 2, 3
 # Layout of the decider's int64 state array.
 _MODE, _CAND_START, _LOW_START, _N_ONSET = 0, 1, 2, 3
 # Layout of the prob kernel's float64 state array.
-_N_SEEN, _LEVEL, _FLOOR, _VAR_LEVEL, _FLAT, _MEAN_FLAT, _VAR_FLAT, _MIN_LEVEL = range(8)
-_N_STATE = 8
+_N_SEEN, _LEVEL, _FLOOR, _VAR_LEVEL, _FLAT, _MEAN_FLAT, _VAR_FLAT, _MIN_LEVEL, _PRIMED = range(9)
+_N_STATE = 9
 _N_FEATURES = 3  # energy SNR, its z-score, flatness z-score (the columns of the debug feature output)
 _Z_MIN, _Z_MAX = -5.0, 30.0  # z-score clip: one freak frame must not saturate the logistic
 
 
 @njit(cache=True, nogil=True)
-def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_feat):
+def _speech_prob_frames(log_mel, power, voiced, lo, hi, params, state, out_prob, out_feat):
     """Per-frame speech probability from energy and spectral flatness against tracked noise statistics.
 
-    log_mel: (n, n_mels) dB; power: (n,) mean bin power; mel bands lo:hi are the speech bands.
-    params: (20,) see StreamingVad._kernel_params. state: (8,) float64, layout _N_SEEN.._MIN_LEVEL,
+    log_mel: (n, n_mels) dB; power: (n,) mean bin power; voiced: (n,) bool, the frame is periodic (the
+    extractor's f0); mel bands lo:hi are the speech bands.
+    params: (21,) see StreamingVad._kernel_params. state: (9,) float64, layout _N_SEEN.._PRIMED,
     updated in place (causal: frame i uses frames <= i only). out_prob: (n,); out_feat: (n, 3).
     """
     a_s, a_down, a_up, a_far, near = params[0], params[1], params[2], params[3], params[4]
     a_var, var_min, cap, amin = params[5], params[6], params[7], params[8]
     bias, w_snr, w_ez, w_fz, zg2 = params[9], params[10], params[11], params[12], params[13] ** 2
     min_level, a_rel, over_min, min_rise, reset_db = params[14], params[15], params[16], params[17], params[18]
-    warm_frames = params[19]
+    warm_frames, voiced_wait = params[19], params[20]
     n_bands = hi - lo
     for i in range(power.shape[0]):
         n_seen = state[_N_SEEN]
@@ -54,14 +55,19 @@ def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_fea
         if quiet and n_seen > 0.0:
             flat = state[_MEAN_FLAT]  # a silent frame's spectrum says nothing
         if n_seen == 0.0:
-            # The first frame is taken as noise: a stream starts before anyone speaks.
             state[_LEVEL] = e
-            state[_FLOOR] = e
-            state[_VAR_LEVEL] = 1.0
             state[_FLAT] = flat
+            state[_MIN_LEVEL] = e
+        if state[_PRIMED] == 0.0:
+            # The first frame is taken as noise (a stream starts before anyone speaks) unless it is voiced: a
+            # stream that starts inside a vowel would learn the talker as its noise. Its floor then waits at
+            # min_level until the first unvoiced frame, or voiced_wait frames (a hum is periodic too).
+            noise_start = quiet or not voiced[i] or n_seen >= voiced_wait
+            state[_FLOOR] = e if noise_start else min_level
+            state[_VAR_LEVEL] = 1.0
             state[_MEAN_FLAT] = flat
             state[_VAR_FLAT] = 1.0
-            state[_MIN_LEVEL] = e
+            state[_PRIMED] = 1.0 if noise_start else 0.0
         # Slow attack (a burst must last to count), fast release (a click leaves no long tail), and the
         # input clipped at cap above the floor so that a loud sound does not take long to come down.
         target = min(e, state[_FLOOR] + cap)
@@ -95,7 +101,7 @@ def _speech_prob_frames(log_mel, power, lo, hi, params, state, out_prob, out_fea
         else:
             rate = a_far
         state[_FLOOR] += rate * d
-        if not above_min and (d < near or d * d < zg2 * (state[_VAR_LEVEL] + var_min)):
+        if state[_PRIMED] > 0.0 and not above_min and (d < near or d * d < zg2 * (state[_VAR_LEVEL] + var_min)):
             # Noise-like frame: update the noise's spreads and typical flatness.
             rate = max(a_var, warm)
             state[_VAR_LEVEL] += rate * (d * d - state[_VAR_LEVEL])

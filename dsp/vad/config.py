@@ -67,6 +67,7 @@ class VadConfig:
     floor_over_min_db: float = 6.0
     floor_reset_db: float = 12.0
     young_ms: float = 2000.0
+    voiced_start_ms: float = 500.0
     min_rise_db_per_s: float = 2.0
     bias: float = -2.301
     w_energy_snr: float = 0.2687

@@ -51,7 +51,7 @@ class StreamingVad:
                          c.bias, c.w_energy_snr, c.w_energy_z, c.w_flatness_z, c.noise_z_gate,
                          c.min_level_db, rate(c.release_ms), c.floor_over_min_db,
                          c.min_rise_db_per_s * c.frame_ms / 1000.0, c.floor_reset_db,
-                         c.young_ms / c.frame_ms], dtype=np.float64)
+                         c.young_ms / c.frame_ms, c.voiced_start_ms / c.frame_ms], dtype=np.float64)
 
     @property
     def lookahead_frames(self) -> int:
@@ -85,9 +85,11 @@ class StreamingVad:
                              f"got {out_features.dtype} {out_features.shape}")
         log_mel = np.ascontiguousarray(frames.log_mel.T)
         power = np.ascontiguousarray(frames.power)
+        # Without the extractor's voice analysis (voice=False) no frame counts as voiced.
+        voiced = np.zeros(n, dtype=np.bool_) if frames.voice is None else np.isfinite(frames.voice[0])
         prob = np.empty(n, dtype=np.float64)
         feat = np.empty((n, _N_FEATURES), dtype=np.float64) if out_features is None else out_features
-        _speech_prob_frames(log_mel, power, self._lo, self._hi, self._kparams, self._state, prob, feat)
+        _speech_prob_frames(log_mel, power, voiced, self._lo, self._hi, self._kparams, self._state, prob, feat)
         self._next_frame += n
         return prob.astype(np.float32)
 

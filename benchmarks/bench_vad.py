@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from dsp import FeatureConfig, FeatureFrames, StreamingFeatures
+from dsp.descriptive import f0
 from dsp.vad import SILERO_CONFIG, SileroVad, StreamingVad, VadConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -334,22 +335,37 @@ def _recall(pairs) -> float:
 
 
 def _trimmed(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The clip from its first reference speech frame on, and its labels."""
+    """The clip from its first reference speech frame on (energy: often a breath or a click), and its labels."""
     start = int(np.flatnonzero(reference_labels(y))[0])
     cut = y[start * FC.hop_length:]
     return cut, reference_labels(cut)
 
 
+def voiced_start(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The clip from its first voiced reference speech frame on (dsp.descriptive.f0's voicing on the
+    extractor's frames, not the VAD's own), and its labels: a stream that starts inside a vowel."""
+    ref = reference_labels(y)
+    track = f0(y, fmin=65.0, fmax=600.0, sr=FC.sr, frame_length=FC.n_fft, hop_length=FC.hop_length, center=False)
+    n = min(ref.size, track.voiced_flag.size)
+    start = int(np.flatnonzero(ref[:n] & track.voiced_flag[:n])[0])
+    cut = y[start * FC.hop_length:]
+    return cut, reference_labels(cut)
+
+
 def continuous(root: Path, n_clips: int, seed: int) -> dict:
-    """Share of reference speech frames detected (recall) when a stream starts at the first voiced frame
-    (RAVDESS actors 11-20 and, if present, ASED clips) and on 20 s of speech spans joined without pauses."""
+    """Share of reference speech frames detected (recall) when a stream starts at the first speech frame
+    (energy) or at the first voiced frame (RAVDESS actors 11-20 and, if present, ASED clips), and on 20 s of
+    speech spans joined without pauses."""
     rng = np.random.default_rng(seed)
     pool = actor_clips(root, REPORT_ACTORS)
     rav = [load_any(p) for _, p in pick_clips(pool, n_clips, rng)]
-    out = {"ravdess_trimmed": _recall([_trimmed(y) for y in rav])}
+    out = {"ravdess_trimmed": _recall([_trimmed(y) for y in rav]),
+           "ravdess_voiced_start": _recall([voiced_start(y) for y in rav])}
     ased = sorted((root / "ased").glob("*/*.ogg"))
     if ased:
-        out["ased_trimmed"] = _recall([_trimmed(load_any(ased[i])) for i in rng.choice(len(ased), n_clips, replace=False)])
+        picked = [load_any(ased[i]) for i in rng.choice(len(ased), n_clips, replace=False)]
+        out["ased_trimmed"] = _recall([_trimmed(y) for y in picked])
+        out["ased_voiced_start"] = _recall([voiced_start(y) for y in picked])
     streams = []
     for _ in range(3):
         spans = [speech_span(rav[i]).astype(np.float32) * 0.05 for i in rng.permutation(len(rav))]

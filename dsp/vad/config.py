@@ -30,7 +30,9 @@ class VadConfig:
       floor_over_min_db above it, and later it is pulled down to it whenever it has risen more than
       floor_reset_db above it. A stream that starts mid-speech, or speech with no pause at all, still
       has the dips between its syllables, so its floor comes down to them instead of learning the talker
-      as noise; a fluctuating noise (babble) keeps its floor, as its dips are shallower;
+      as noise; a fluctuating noise (babble) keeps its floor, as its dips are shallower. A stream whose
+      first frame is voiced (the extractor's f0: it starts inside a vowel) keeps its floor at min_level_db
+      until its first unvoiced frame, at most voiced_start_ms (a hum is periodic too; 0 turns this off);
     * energy z-score: the SNR over the noise's own spread, the rms of the SNR in noise-like frames
       (within noise_near_db of the floor or noise_z_gate spreads of it; EMA of noise_var_ms;
       noise_var_min_db2 keeps it above zero). A steady noise has a small spread, so weak speech stands
@@ -82,7 +84,7 @@ class VadConfig:
                      "noise_var_ms", "noise_var_min_db2", "frame_ms", "snr_cap_db"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("hangover_ms", "speech_pad_ms", "smooth_ms", "release_ms", "noise_near_db", "noise_z_gate"):
+        for name in ("hangover_ms", "speech_pad_ms", "voiced_start_ms", "smooth_ms", "release_ms", "noise_near_db", "noise_z_gate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.hangover_ms > self.min_silence_ms:

@@ -30,6 +30,11 @@ def to_onnx(model, *, labels, n_features: int = vector_dim(ENCODER_DIM), metadat
     onx = skl_to_onnx(model, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
                       target_opset={"": OPSET, "ai.onnx.ml": 3}, options={id(model): {"zipmap": False}})
     _rename_output(onx)
+    # skl2onnx lists the opset imports in no fixed order (seen both ways in two runs): sort them, so that
+    # `train` writes byte-identical files from the same data.
+    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
+    del onx.opset_import[:]
+    onx.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onx.doc_string = "voice-emotion-monitor window classifier"
     del onx.metadata_props[:]
     for k, v in (metadata or {}).items():

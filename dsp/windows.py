@@ -53,28 +53,33 @@ class FrameWindower:
         self.hop_frames = int(round(hop_ms / frame_ms))
         self.min_frames = max(1, int(round(min_window_ms / frame_ms)))
         w = self.window_frames
-        self._log = np.zeros((2 * w, config.n_mels), dtype=np.float32)
-        self._mfcc = np.zeros((2 * w, config.n_mfcc), dtype=np.float32)
+        # (rows, 2W), the layout of the Window's arrays: a window is a slice of columns, copied without a transpose.
+        self._log = np.zeros((config.n_mels, 2 * w), dtype=np.float32)
+        self._mfcc = np.zeros((config.n_mfcc, 2 * w), dtype=np.float32)
         self._power = np.zeros(2 * w, dtype=np.float32)
-        self._voice = np.full((2 * w, VOICE_ROWS), np.nan, dtype=np.float32)
-        self._embed: np.ndarray | None = None  # (2w, E), allocated at the first push that brings states
+        self._voice = np.full((VOICE_ROWS, 2 * w), np.nan, dtype=np.float32)
+        self._embed: np.ndarray | None = None  # (E, 2W), allocated at the first push that brings states
         self.reset()
 
     def reset(self) -> None:
         self._count = 0  # frames seen
 
-    def _store(self, frames: FeatureFrames, j: int, embed: np.ndarray | None) -> None:
+    def _store(self, frames: FeatureFrames, lo: int, hi: int, embed: np.ndarray | None) -> None:
+        """Frames lo..hi-1 of the push, each written twice (W apart), as at most two contiguous runs."""
         w = self.window_frames
-        pos = self._count % w
+        parts = [(self._log, frames.log_mel), (self._mfcc, frames.mfcc)]
         if embed is not None:
-            self._embed[pos] = self._embed[pos + w] = embed[:, j]
-        for buf, src in ((self._log, frames.log_mel[:, j]), (self._mfcc, frames.mfcc[:, j])):
-            buf[pos] = src
-            buf[pos + w] = src
-        self._power[pos] = self._power[pos + w] = frames.power[j]
+            parts.append((self._embed, embed))
         if frames.voice is not None:
-            self._voice[pos] = self._voice[pos + w] = frames.voice[:, j]
-        self._count += 1
+            parts.append((self._voice, frames.voice))
+        while lo < hi:
+            pos = self._count % w
+            k = min(hi - lo, w - pos)  # up to the ring's end
+            for buf, src in parts:
+                buf[:, pos : pos + k] = buf[:, pos + w : pos + w + k] = src[:, lo : lo + k]
+            self._power[pos : pos + k] = self._power[pos + w : pos + w + k] = frames.power[lo : lo + k]
+            self._count += k
+            lo += k
 
     def _window(self) -> Window:
         c, w = self.config, self.window_frames
@@ -82,9 +87,9 @@ class FrameWindower:
         end = (self._count - 1) % w + w + 1  # one past the newest frame's second copy
         last = self._count - 1
         return Window(end_frame=last, t_end=(last * c.hop_length + c.n_fft) / c.sr,
-                      log_mel=self._log[end - n : end].T.copy(), mfcc=self._mfcc[end - n : end].T.copy(),
-                      power=self._power[end - n : end].copy(), voice=self._voice[end - n : end].T.copy(),
-                      embed=None if self._embed is None else self._embed[end - n : end].T.copy())
+                      log_mel=self._log[:, end - n : end].copy(), mfcc=self._mfcc[:, end - n : end].copy(),
+                      power=self._power[end - n : end].copy(), voice=self._voice[:, end - n : end].copy(),
+                      embed=None if self._embed is None else self._embed[:, end - n : end].copy())
 
     def push(self, frames: FeatureFrames, embed: np.ndarray | None = None) -> list[Window]:
         """Store frames (and embed (E, n), per-frame encoder states, if given); return the windows whose
@@ -94,12 +99,15 @@ class FrameWindower:
         if embed is not None:
             if embed.ndim != 2 or embed.shape[1] != frames.n:
                 raise ValueError(f"embed must be (E, {frames.n}), got {embed.shape}")
-            if self._embed is None or self._embed.shape[1] != embed.shape[0]:
-                self._embed = np.zeros((2 * self.window_frames, embed.shape[0]), dtype=np.float32)
-        out = []
-        for j in range(frames.n):
-            self._store(frames, j, embed)
-            if self._count % self.hop_frames == 0 and self._count >= self.min_frames:
+            if self._embed is None or self._embed.shape[0] != embed.shape[0]:
+                self._embed = np.zeros((embed.shape[0], 2 * self.window_frames), dtype=np.float32)
+        out, j, hop = [], 0, self.hop_frames
+        while j < frames.n:
+            # Up to the next hop boundary (a window is taken there, before later frames overwrite it).
+            k = min(frames.n, j + hop - self._count % hop)
+            self._store(frames, j, k, embed)
+            j = k
+            if self._count % hop == 0 and self._count >= self.min_frames:
                 out.append(self._window())
         return out
 

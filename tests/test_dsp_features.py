@@ -154,10 +154,16 @@ def test_windows_cover_the_last_frames_at_each_hop():
     rng, i, got = np.random.default_rng(3), 0, []
     while i < y.size:
         n = int(rng.integers(1, 5000))
-        got += win.push(fx.push(y[i : i + n]))
+        frames = fx.push(y[i : i + n])
+        # Per-frame states beside the frames (as the encoder's): here each frame's index, twice.
+        embed = np.tile(np.arange(frames.start, frames.start + frames.n, dtype=np.float32), (2, 1))
+        got += win.push(frames, embed)
         i += n
     assert len(got) == len(wins)
-    assert all(np.array_equal(a.mfcc, b.mfcc) and a.end_frame == b.end_frame for a, b in zip(got, wins))
+    for a, b in zip(got, wins):
+        assert a.end_frame == b.end_frame and np.array_equal(a.mfcc, b.mfcc) and np.array_equal(a.power, b.power)
+        assert np.array_equal(a.voice, b.voice, equal_nan=True)
+        assert np.array_equal(a.embed, np.tile(np.arange(a.end_frame + 1 - a.n_frames, a.end_frame + 1), (2, 1)))
 
 
 # The stream re-implements librosa's filterbank, scipy's Hann window and scipy's Butterworth high-pass, to the

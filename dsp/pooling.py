@@ -24,7 +24,7 @@ from .stream import VOICE_ROWS
 from .windows import Window
 
 __all__ = ["POOLING_VERSION", "READS_POOLING", "FEATURE_NAMES", "FEATURE_DIM", "POOLED_N_MELS", "POOLED_N_MFCC",
-           "check_pooling_config", "window_vector", "vector_dim", "OnlineNorm", "NORM_MIN_VAR"]
+           "check_pooling_config", "window_vector", "vector_dim", "OnlineNorm", "NORM_MIN_VAR", "shrunk_normalise"]
 
 POOLING_VERSION = "4"   # 4: + mean and std of the speech encoder's per-frame states over the loud frames
 READS_POOLING = ("3", "4")  # v3 vectors are v4's first FEATURE_DIM entries: models of either version work
@@ -298,6 +298,17 @@ def window_vector(window: Window) -> np.ndarray:
 NORM_MIN_VAR = 1e-12  # OnlineNorm's variance floor: a feature constant in a session stays finite
 
 
+def shrunk_normalise(x, *, total, total_sq, n, prior_mean, prior_count: float, prior_std=None) -> np.ndarray:
+    """OnlineNorm's formula (see there), float64: x normalised with the sum (and sum of squares) of the n vectors
+    seen, shrunk toward the prior. Broadcasts, so training can replay a whole session at once with cumulative
+    sums and an (N, 1) column of counts; total_sq is read only with prior_std."""
+    m = (total + prior_count * prior_mean) / (n + prior_count)
+    if prior_std is None:
+        return x - m + prior_mean
+    q = (total_sq + prior_count * (prior_mean * prior_mean + prior_std * prior_std)) / (n + prior_count)
+    return (x - m) * (prior_std / np.sqrt(np.maximum(q - m * m, NORM_MIN_VAR))) + prior_mean
+
+
 class OnlineNorm:
     """Per-speaker (per-session) mean (and optionally variance) normalisation with running statistics, push-style.
 
@@ -343,11 +354,6 @@ class OnlineNorm:
 
     def transform(self, x) -> np.ndarray:
         """x: (D,) or (k, D) -> same shape float32, normalised with the statistics so far."""
-        x = np.asarray(x, dtype=np.float64)
-        mu, pc, n = self.prior_mean, self.prior_count, self._n
-        m = (self._sum + pc * mu) / (n + pc)
-        if self.prior_std is None:
-            return (x - m + mu).astype(np.float32)
-        sd = self.prior_std
-        q = (self._sumsq + pc * (mu * mu + sd * sd)) / (n + pc)
-        return ((x - m) * (sd / np.sqrt(np.maximum(q - m * m, NORM_MIN_VAR))) + mu).astype(np.float32)
+        return shrunk_normalise(np.asarray(x, dtype=np.float64), total=self._sum, total_sq=self._sumsq, n=self._n,
+                                prior_mean=self.prior_mean, prior_count=self.prior_count,
+                                prior_std=self.prior_std).astype(np.float32)

@@ -91,11 +91,12 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
     with the statistics of the windows seen so far in that session, itself included (update, then transform).
     x (N, D), clip (N,) clip ids, speaker_of_clip (n_clips,) -> (N, D) float32.
     """
-    from dsp.pooling import NORM_MIN_VAR
+    from dsp.pooling import shrunk_normalise
 
     out = np.empty_like(x, dtype=np.float32)
     spk = speaker_of_clip[clip]
     mu = prior_mean.astype(np.float64)
+    sd = None if prior_std is None else prior_std.astype(np.float64)
     for s in np.unique(spk):
         idx = np.flatnonzero(spk == s)
         clips = np.unique(clip[idx])
@@ -104,15 +105,11 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
         # stable sort keeps the time order of windows inside a clip
         order = idx[np.argsort(rank[clip[idx]], kind="stable")]
         xs = x[order].astype(np.float64)
-        csum = np.cumsum(xs, axis=0)
-        n = np.arange(1, len(order) + 1)[:, None]
-        m = (csum + prior_count * mu) / (n + prior_count)
-        if prior_std is None:
-            out[order] = (xs - m + mu).astype(np.float32)
-            continue
-        sd = prior_std.astype(np.float64)
-        q = (np.cumsum(xs * xs, axis=0) + prior_count * (mu * mu + sd * sd)) / (n + prior_count)
-        out[order] = ((xs - m) * (sd / np.sqrt(np.maximum(q - m * m, NORM_MIN_VAR))) + mu).astype(np.float32)
+        # Row i is normalised with the sums of rows 0..i (update, then transform).
+        out[order] = shrunk_normalise(
+            xs, total=np.cumsum(xs, axis=0), total_sq=None if sd is None else np.cumsum(xs * xs, axis=0),
+            n=np.arange(1, len(order) + 1)[:, None], prior_mean=mu, prior_count=prior_count, prior_std=sd,
+        ).astype(np.float32)
     return out
 
 

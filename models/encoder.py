@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ModelError
 
-__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_DIM"]
+__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_DIM", "ENCODER_STREAM"]
 
 DEFAULT_ENCODER = Path(__file__).with_name("encoder.onnx")
 ENCODER_DIM = 768
@@ -27,12 +27,15 @@ ENCODER_PEAK_DB = 0.8          # peak frame energy (sum of the 40 bands, dB) of 
 ENCODER_FLOOR_DB = -45.0       # never amplify a frame by more than this much: noise stays noise
 ENCODER_RELEASE_DB_PER_S = 3.0
 _BIN_SCALE = 400.0 / 512.0     # our 512-point FFT has 512/400 more bins per band than resemblyzer's 400
-# A pause: frames this far below the level follower's peak, for this long. The live stream restarts the LSTM
-# state after each pause, because the classifiers were trained on corpus clips, each one utterance encoded
-# from a fresh state: carried for minutes, the state drifts to where no training window ever was (measured on
-# held-out RAVDESS actors 19-20 as one session: clip UA 0.50 with the state carried, 0.66 restarted per clip).
+# A pause: frames this far below the level follower's peak, for this long. The stream restarts the LSTM state
+# after each pause, because the classifiers are trained on corpus clips, each one short recording: carried for
+# minutes, the state drifts to where no training window ever was (measured on held-out RAVDESS actors 19-20
+# as one session: clip UA 0.50 with the state carried, 0.66 restarted per clip). Training clips are encoded
+# with the same restarts (models.featurize), so a pause inside a clip restarts there too.
 PAUSE_QUIET_DB = 20.0
 PAUSE_MS = 300.0
+# Names how a stream's states are computed (level follower, restart rule): featurised vectors are cached under it.
+ENCODER_STREAM = f"follower-{ENCODER_RELEASE_DB_PER_S:g}dBps+restart-{PAUSE_MS:g}ms-{PAUSE_QUIET_DB:g}dB"
 
 
 class StreamingEncoder:

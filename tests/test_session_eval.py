@@ -90,3 +90,43 @@ def test_one_long_push_gives_the_events_of_small_blocks():
     blocks = [e for k in range(0, len(y), 320) for e in small.push(y[k:k + 320], wall_end=0.0)]
     assert [(e.t, e.speech, e.emotion) for e in whole] == [(e.t, e.speech, e.emotion) for e in blocks]
     assert sum(e.speech for e in whole) > 20
+
+
+class _Recorder:
+    """Keeps every vector the pipeline classifies."""
+
+    labels = ("a", "b")
+    calibration: dict = {}
+
+    def __init__(self):
+        self.rows = []
+
+    def predict_proba(self, x):
+        self.rows.append(np.array(np.atleast_2d(x)[0]))
+        return np.array([[0.5, 0.5]], np.float32)
+
+    def online_norm(self):
+        return None
+
+
+def test_live_classifies_the_windows_training_featurised():
+    """One gate and one encoder stream for training and live: every window the pipeline classifies is a training
+    window, encoder states included (the encoder restarts after pauses in both), and the windows that end in the
+    pause after the utterance (the ones that span all of it) are classified live too; live lacks only the first
+    windows of the utterance, while the VAD's decisions settle."""
+    from dsp.gate import SPEECH_GATE
+    from dsp.pooling import window_vector
+    from models.encoder import StreamingEncoder
+    from models.featurize import speech_windows
+
+    y = load_audio(MALE, sr=16000)
+    rec = _Recorder()
+    pipe = Pipeline(rec, PitchModel(), config=PipelineConfig(max_windows_per_push=0), source="file",
+                    encoder=StreamingEncoder())
+    pipe.push(y, wall_end=0.0)
+    live = np.stack(rec.rows)
+    train = np.stack([window_vector(w) for w in speech_windows(y, window_ms=1500, hop_ms=100)])
+    train = train[SPEECH_GATE.voiced(train)]
+    match = [int(np.flatnonzero(np.abs(train - row).max(axis=1) <= 1e-6)[0]) for row in live]
+    assert match == list(range(len(train) - len(live), len(train)))   # the same windows, in order, to the last
+    assert 0 < len(train) - len(live) <= 3 and len(live) > 10

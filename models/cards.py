@@ -33,19 +33,21 @@ def _metrics_table(report: dict, task: str) -> str:
     if not report or task not in report.get("tasks", {}):
         return "_No evaluation report was given to `train --report`; run `evaluate` first._"
     res = report["tasks"][task]
-    rows = ["| split | test set | classes | session UA | session UA, prior-corrected | clip UA | clip accuracy | "
-            "clip ECE | window UA |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| split | test set | classes | session UA | session UA, displayed | session UA, prior-corrected | "
+            "clip UA | clip accuracy | clip ECE | window UA |", "|---|---|---|---|---|---|---|---|---|---|"]
     for split, sets in res["results"].items():
         for name, lv in sets.items():
             c, w, sess = lv["clip"], lv["window"], lv.get("session") or {}
-            corr = lv.get("session prior-corrected") or {}
+            corr, shown = lv.get("session prior-corrected") or {}, lv.get("session displayed") or {}
             rows.append(f"| {split} | {name} | {len(lv.get('labels', res['labels']))} | {_fmt(sess.get('ua'))} | "
-                        f"{_fmt(corr.get('ua'))} | "
+                        f"{_fmt(shown.get('ua'))} | {_fmt(corr.get('ua'))} | "
                         f"{_fmt(c['ua'])} | {_fmt(c['accuracy'])} | {_fmt(c['ece'])} | {_fmt(w['ua'])} |")
     note = ("UA = unweighted accuracy (mean per-class recall; for gender this is balanced accuracy). "
             "Speaker-independent: 5 folds, each holding out a fifth of every corpus's speakers and trained on all "
             "the others with this exact recipe. Session = each held-out speaker's clips joined into one stream "
-            "through the real pipeline (how the monitor runs); clip = each clip alone. Cross-corpus rows train "
+            "through the real pipeline (how the monitor runs), scored by the model's raw output; session displayed = the "
+            "same stream scored by what the monitor shows (emotion calibrated and smoothed, gender averaged over "
+            "the speech segment); clip = each clip alone. Cross-corpus rows train "
             "without the named corpus and test on it, on the classes it shares with the rest. Random-split rows, "
             "when present, leak speakers between train and test and are shown only to make that gap visible.")
     if task == "gender":

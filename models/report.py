@@ -77,7 +77,9 @@ def render_html(report: dict) -> str:
            "through the session), a clip scored by the mean raw probabilities of the windows ending inside it; "
            "<b>session prior-corrected</b> = the same stream with each window's probabilities divided by the "
            "session's running mean prediction (streamer.adaptation.PriorCorrection), measured, not shipped unless "
-           "the model card says so; <b>window</b> = every speech window alone. Cross-corpus rows train without one corpus and test on it, "
+           "the model card says so; <b>session displayed</b> = the same stream scored by what the monitor shows at "
+           "those windows (emotion: calibrated and smoothed; gender: the mean over the speech segment so far, "
+           "which a pause of 3 s ends); <b>window</b> = every speech window alone. Cross-corpus rows train without one corpus and test on it, "
            "on the classes it shares with the rest. <span class='leak'>Random split (speakers leak)</span> rows "
            "are for comparison only.</p>"]
     for task, res in report["tasks"].items():
@@ -88,7 +90,7 @@ def render_html(report: dict) -> str:
         for split, by_set in res["results"].items():
             cls = " class='leak'" if split.startswith("random") else ""
             for name, lv in by_set.items():
-                for level in ("session", "session prior-corrected", "clip", "window"):
+                for level in ("session", "session displayed", "session prior-corrected", "clip", "window"):
                     s = lv.get(level)
                     if not s:
                         continue

@@ -56,9 +56,10 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
 
     utts: all Utterances; clip_ids: indices of the test clips; model: the task's classifier; other_labels:
     the other task's label names. load_audio(path, sr=) -> (ids (k,), probs (k, C), n_windows (k,),
-    variants) where variants maps an adaptation's name to its (k, C) clip probabilities (today
-    "prior-corrected": streamer.adaptation.PriorCorrection over the session's windows in stream order);
-    clips that got no speech window are left out.
+    variants) where variants maps an adaptation's name to its (k, C) clip probabilities: "prior-corrected"
+    (streamer.adaptation.PriorCorrection over the session's windows in stream order) and "displayed" (what the
+    monitor shows for the task at each of those windows: emotion smoothed, gender the mean over the speech
+    segment so far); clips that got no speech window are left out.
     """
     rec = _Recorder(model)
     other = _Uniform(other_labels)
@@ -69,7 +70,7 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
     by_spk: dict[str, list[int]] = {}
     for i in clip_ids:
         by_spk.setdefault(utts[i].speaker, []).append(int(i))
-    ids, probs, counts, adapted = [], [], [], []
+    ids, probs, counts, adapted, shown = [], [], [], [], []
     correction = PriorCorrection(len(model.labels))
     gap = np.zeros(int(GAP_S * sr), np.float32)
     for spk in sorted(by_spk):
@@ -88,14 +89,23 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
         ends = np.array([e.t for e in events])
         correction.reset()
         corrected = [correction.push(r) for r in rec.rows]
+        displayed = [_displayed(e, task, model.labels) for e in events]
         for i, (a, b) in zip(order, spans):
             m = (ends > a) & (ends <= b)
             if m.any():
                 ids.append(i)
                 probs.append(np.mean([rec.rows[k] for k in np.flatnonzero(m)], axis=0))
                 adapted.append(np.mean([corrected[k] for k in np.flatnonzero(m)], axis=0))
+                shown.append(np.mean([displayed[k] for k in np.flatnonzero(m)], axis=0))
                 counts.append(int(m.sum()))
     if not ids:
         empty = np.zeros((0, len(model.labels)))
-        return np.zeros(0, np.int64), empty, np.zeros(0, np.int64), {"prior-corrected": empty}
-    return np.array(ids), np.stack(probs), np.array(counts), {"prior-corrected": np.stack(adapted)}
+        return np.zeros(0, np.int64), empty, np.zeros(0, np.int64), {"prior-corrected": empty, "displayed": empty}
+    return (np.array(ids), np.stack(probs), np.array(counts),
+            {"prior-corrected": np.stack(adapted), "displayed": np.stack(shown)})
+
+
+def _displayed(event, task: str, labels) -> np.ndarray:
+    """The task's probabilities as the event shows them, in the model's label order."""
+    shown = event.emotion_probs if task == "emotion" else event.gender_probs
+    return np.array([shown[k] for k in labels], np.float64)

@@ -12,6 +12,7 @@ from models.featurize import load_audio
 from streamer.adaptation import PriorCorrection
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.session_eval import session_clip_probs
+from models.labels import EMOTIONS as EMOTION_LABELS
 from tests._corpus import FIXTURES
 
 F0 = FEATURE_NAMES.index("f0_st_median")
@@ -130,3 +131,19 @@ def test_live_classifies_the_windows_training_featurised():
     match = [int(np.flatnonzero(np.abs(train - row).max(axis=1) <= 1e-6)[0]) for row in live]
     assert match == list(range(len(train) - len(live), len(train)))   # the same windows, in order, to the last
     assert 0 < len(train) - len(live) <= 3 and len(live) > 10
+
+
+def test_displayed_gender_is_the_segment_mean_so_far():
+    """The 'displayed' variant scores what the monitor shows: for gender, the mean over the speech segment, so
+    the clip heard second in a session (with less than 3 s between them) is pulled towards the first."""
+    utts = [Utterance(MALE, "ravdess", "s1", "male", None), Utterance(FEMALE, "ravdess", "s1", "female", None)]
+    for seed in (0, 1):
+        second = [0, 1][int(np.random.default_rng(seed).permutation(2)[1])]
+        ids, probs, _n, variants = session_clip_probs(utts, [0, 1], PitchModel(), task="gender",
+                                                      other_labels=EMOTION_LABELS, window_ms=1500, hop_ms=100,
+                                                      seed=seed, load_audio=load_audio)
+        raw, shown = dict(zip(ids.tolist(), probs)), dict(zip(ids.tolist(), variants["displayed"]))
+        first = 1 - second
+        np.testing.assert_allclose(shown[first].sum(), 1.0)
+        assert abs(shown[first] - raw[first]).max() < 0.05           # a fresh segment: its own windows only
+        assert raw[second].max() - shown[second].max() > 0.1, (seed, raw, shown)

@@ -2,8 +2,8 @@
 training (models.featurize) and by the live pipeline (streamer.pipeline), so both gate alike.
 
 A window is a speech window when
-1. the VAD marks at least ``min_fraction`` of its frames as speech (and, live, at least ``min_speech_ms``, and
-   its newest settled frame is speech: the pipeline's extra conditions for a clean start), and
+1. the VAD marks at least ``min_fraction`` of its frames as speech (live, counting the frames the VAD has
+   settled, and at least ``min_speech_ms`` of them: a stream's first, shorter windows), and
 2. at least ``min_voiced_fraction`` of its loud frames are voiced (the stream's YIN f0): clicks, key strokes,
    door slams and other impulsive noise can pass an energy VAD, but they have no pitch. Whispered speech has
    none either and is not classified.

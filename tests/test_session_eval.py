@@ -9,10 +9,10 @@ import pytest
 from dsp.pooling import FEATURE_NAMES
 from models.datasets import Utterance
 from models.featurize import load_audio
+from models.labels import EMOTIONS as EMOTION_LABELS
 from streamer.adaptation import PriorCorrection
 from streamer.pipeline import Pipeline, PipelineConfig
 from streamer.session_eval import session_clip_probs
-from models.labels import EMOTIONS as EMOTION_LABELS
 from tests._corpus import FIXTURES
 
 F0 = FEATURE_NAMES.index("f0_st_median")
@@ -138,7 +138,7 @@ def test_displayed_gender_is_the_segment_mean_so_far():
     the clip heard second in a session (with less than 3 s between them) is pulled towards the first."""
     utts = [Utterance(MALE, "ravdess", "s1", "male", None), Utterance(FEMALE, "ravdess", "s1", "female", None)]
     for seed in (0, 1):
-        second = [0, 1][int(np.random.default_rng(seed).permutation(2)[1])]
+        second = int(np.random.default_rng(seed).permutation(2)[1])   # the order session_clip_probs draws
         ids, probs, _n, variants = session_clip_probs(utts, [0, 1], PitchModel(), task="gender",
                                                       other_labels=EMOTION_LABELS, window_ms=1500, hop_ms=100,
                                                       seed=seed, load_audio=load_audio)

@@ -58,8 +58,8 @@ def session_clip_probs(utts, clip_ids, model, *, task: str, other_labels, window
     the other task's label names. load_audio(path, sr=) -> (ids (k,), probs (k, C), n_windows (k,),
     variants) where variants maps an adaptation's name to its (k, C) clip probabilities: "prior-corrected"
     (streamer.adaptation.PriorCorrection over the session's windows in stream order) and "displayed" (what the
-    monitor shows for the task at each of those windows: emotion calibrated and smoothed, gender the mean over the speech
-    segment so far); clips that got no speech window are left out.
+    monitor shows for the task at each of those windows: emotion calibrated and smoothed, gender the mean over
+    the speech segment so far); clips that got no speech window are left out.
     """
     rec = _Recorder(model)
     other = _Uniform(other_labels)

@@ -29,10 +29,10 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def _metrics_table(report: dict, task: str) -> str:
-    if not report or task not in report.get("tasks", {}):
+def _metrics_table(report: dict, name: str) -> str:
+    if not report or name not in report.get("tasks", {}):
         return "_No evaluation report was given to `train --report`; run `evaluate` first._"
-    res = report["tasks"][task]
+    res = report["tasks"][name]
     rows = ["| split | test set | classes | session UA | session UA, displayed | session UA, prior-corrected | "
             "clip UA | clip accuracy | clip ECE | window UA |", "|---|---|---|---|---|---|---|---|---|---|"]
     for split, sets in res["results"].items():
@@ -50,7 +50,7 @@ def _metrics_table(report: dict, task: str) -> str:
             "the speech segment); clip = each clip alone. Cross-corpus rows train "
             "without the named corpus and test on it, on the classes it shares with the rest. Random-split rows, "
             "when present, leak speakers between train and test and are shown only to make that gap visible.")
-    if task == "gender":
+    if name == "gender":
         note += _gender_note(res["results"].get("speaker-independent", {}))
     else:
         note += (" Chance is 0.143 (7 classes), 0.2 for ASED's 5. A TESS fold trains on the other TESS speaker "
@@ -73,19 +73,23 @@ def _gender_note(sets: dict) -> str:
 
 
 def write_cards(out_dir: Path, *, report: dict | None, training: dict, holdout: list, recipe) -> None:
-    """Write emotion.md and gender.md into out_dir."""
-    """training: {task: summary dict (clips, speakers, by_corpus, by_gender)}."""
-    for task, labels, what in (
-            ("emotion", "neutral (incl. RAVDESS calm), happy, sad, angry, fearful, disgust, surprised",
-             "seven acted emotion categories"),
-            ("gender", "female, male", "voice gender (female / male)")):
-        _write_card(out_dir, task, labels, what, report=report, training=training[task], holdout=holdout,
+    """Write <name>.md into out_dir for every model in training: {name: summary dict (clips, speakers,
+    by_corpus, by_gender)}, name "emotion", "emotion-en" or "gender"."""
+    emotions = "neutral (incl. RAVDESS calm), happy, sad, angry, fearful, disgust, surprised"
+    for name, summary in training.items():
+        if name == "gender":
+            task, labels, what = "gender", "female, male", "voice gender (female / male)"
+        else:
+            task, labels, what = "emotion", emotions, "seven acted emotion categories"
+        if name.endswith("-en"):
+            what += ", English speech only (`--language en`)"
+        _write_card(out_dir, name, task, labels, what, report=report, training=summary, holdout=holdout,
                     recipe=recipe)
 
 
-def _write_card(out_dir, task, labels, what, *, report, training, holdout, recipe) -> None:
+def _write_card(out_dir, name, task, labels, what, *, report, training, holdout, recipe) -> None:
     extra = _extra_sources(training["by_corpus"])
-    text = f"""# {task}.onnx — {what}
+    text = f"""# {name}.onnx — {what}
 
 Small window classifier of the voice emotion monitor: StandardScaler + {recipe.classifier.upper()}
 {'hidden layers ' + str(list(recipe.hidden_for(task))) if recipe.classifier == 'mlp' else ''}{f' (soft-voting ensemble of {recipe.members_for(task)} seeds)' if recipe.members_for(task) > 1 else ''} exported with skl2onnx
@@ -105,13 +109,13 @@ RAVDESS actors {', '.join(s[-2:] for s in holdout if s.startswith('ravdess'))} a
 model (the reaction-time benchmark uses their clips). Augmentations: {[a.__dict__ for a in recipe.augs_for(task) if not a.is_identity] or 'none (clean audio only; noise + pitch shift measured worse, see report)'}.
 
 ## Speaker-independent evaluation
-{_metrics_table(report, task)}
+{_metrics_table(report, name)}
 
 {_LIMITS}
 
 {_LICENCE.format(extra=extra)}
 """
-    Path(out_dir, f"{task}.md").write_text(text)
+    Path(out_dir, f"{name}.md").write_text(text)
 
 
 def _extra_sources(by_corpus: dict) -> str:

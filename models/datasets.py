@@ -17,7 +17,7 @@ from collections import Counter
 from .labels import ASED_GENDER, ased_emotion, ravdess_emotion, ravdess_gender, ravdess_intensity, tess_emotion
 
 __all__ = ["Utterance", "iter_ravdess", "iter_tess", "iter_ased", "iter_baved", "load_corpora", "detect_corpus",
-           "CORPORA"]
+           "CORPORA", "CORPUS_LANGUAGE"]
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 _ASED_RE = re.compile(r"^([nfhsaNFHSA])(\d+)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
@@ -117,6 +117,8 @@ def detect_corpus(root: str | Path) -> str | None:
 
 _LOADERS = {"ravdess": iter_ravdess, "tess": iter_tess, "ased": iter_ased, "baved": iter_baved}
 CORPORA: tuple[str, ...] = tuple(_LOADERS)
+# ISO 639-1 codes of the corpora's languages: a per-language emotion model trains on its language's corpora.
+CORPUS_LANGUAGE: dict[str, str] = {"ravdess": "en", "tess": "en", "ased": "am", "baved": "ar"}
 
 
 def _load_dir(root: Path) -> list[Utterance]:

@@ -11,7 +11,7 @@ from .metrics import score
 from .recipe import FittedClassifier, NormPrior, Recipe, clip_probs, fit_classifier, online_normalise
 
 __all__ = ["Fold", "CvRun", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train",
-           "cross_validate", "cross_validate_many", "balance_weights"]
+           "cross_validate", "cross_validate_many", "balance_weights", "in_language"]
 
 TASK_LABELS = {"emotion": EMOTIONS, "gender": GENDERS}
 
@@ -71,6 +71,13 @@ def task_labels(utts, task: str) -> np.ndarray:
     return np.array([names.index(v) if v is not None else -1 for v in vals], dtype=np.int64)
 
 
+def in_language(utts, language: str | None) -> np.ndarray:
+    """(n_clips,) bool: the clips of the corpora in language (datasets.CORPUS_LANGUAGE; every clip for None)."""
+    from .datasets import CORPUS_LANGUAGE
+
+    return np.array([language is None or CORPUS_LANGUAGE.get(u.corpus) == language for u in utts], bool)
+
+
 def _speaker_ids(utts) -> np.ndarray:
     names = {s: i for i, s in enumerate(sorted({u.speaker for u in utts}))}
     return np.array([names[u.speaker] for u in utts], dtype=np.int64)
@@ -120,12 +127,14 @@ _CV_STATE: dict = {}
 
 @dataclass(frozen=True)
 class CvRun:
-    """One cross-validation: a task's features, its folds, and the session runner (None: clip mode only)."""
+    """One cross-validation: a task's features, its folds, and the session runner (None: clip mode only).
+    language: train and test on the clips of that language's corpora only (a per-language model)."""
 
     fs: FeatureSet
     task: str
     folds: list
     session: object = None
+    language: str | None = None
 
 
 def _fold_job(job: tuple[int, int]) -> dict | None:
@@ -136,8 +145,9 @@ def _fold_job(job: tuple[int, int]) -> dict | None:
     y_clip = task_labels(fs.utts, task)
     is_test = np.zeros(len(fs.utts), bool)
     is_test[list(folds[fi].test)] = True
-    train_rows = np.flatnonzero(~is_test[fs.clip])
-    test_rows = np.flatnonzero(is_test[fs.clip] & (fs.aug == 0) & (y_clip[fs.clip] >= 0))
+    used = in_language(fs.utts, run.language)
+    train_rows = np.flatnonzero((~is_test & used)[fs.clip])
+    test_rows = np.flatnonzero((is_test & used)[fs.clip] & (fs.aug == 0) & (y_clip[fs.clip] >= 0))
     if test_rows.size == 0:
         return None   # e.g. an emotion fold of a gender-only voice
     x, y, prior = prepare_train(fs, train_rows, y_clip, recipe, seed=seed + fi, norm=recipe.norm_for(task), task=task)

@@ -1,11 +1,25 @@
 """Label sets of the emotion and gender models, and mappings from the corpora's codes."""
 from __future__ import annotations
 
-__all__ = ["EMOTIONS", "GENDERS", "ravdess_emotion", "ravdess_gender", "ravdess_intensity", "tess_emotion",
+__all__ = ["EMOTIONS", "GENDERS", "EMOTION_MODELS", "LANGUAGES", "emotion_model_name", "ravdess_emotion", "ravdess_gender", "ravdess_intensity", "tess_emotion",
            "ased_emotion", "ASED_GENDER"]
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 GENDERS: tuple[str, ...] = ("female", "male")
+
+# The emotion model per speaker language: "any" is trained on every corpus (English and Amharic), "en" on the
+# English ones alone, which the Amharic corpus then no longer pulls away from English voices (README, Accuracy).
+# The values name the shipped files (models/<name>.onnx) and the tasks of evaluate's report.
+EMOTION_MODELS: dict[str, str] = {"any": "emotion", "en": "emotion-en"}
+LANGUAGES: tuple[str, ...] = tuple(EMOTION_MODELS)
+
+
+def emotion_model_name(language: str = "any") -> str:
+    """The emotion model for a language in LANGUAGES: "emotion" or "emotion-en"."""
+    try:
+        return EMOTION_MODELS[language]
+    except KeyError:
+        raise ValueError(f"no emotion model for language {language!r} (expected one of {', '.join(LANGUAGES)})") from None
 
 # RAVDESS "calm" (02) has no counterpart in TESS and is acoustically close to neutral: merged.
 _RAVDESS_EMOTION = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry",

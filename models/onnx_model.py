@@ -9,6 +9,7 @@ import numpy as np
 from dsp.config import FeatureConfig
 
 from .errors import ModelError
+from .labels import EMOTION_MODELS
 
 __all__ = ["OnnxClassifier", "default_models", "INPUT_NAME", "OUTPUT_NAME", "REQUIRED_METADATA"]
 
@@ -20,8 +21,8 @@ _HERE = Path(__file__).resolve().parent
 
 
 def default_models() -> dict[str, Path]:
-    """Paths of the shipped models: {"emotion": models/emotion.onnx, "gender": models/gender.onnx}."""
-    return {"emotion": _HERE / "emotion.onnx", "gender": _HERE / "gender.onnx"}
+    """Paths of the shipped models by name: "emotion" (every language), "emotion-en" (English), "gender"."""
+    return {name: _HERE / f"{name}.onnx" for name in (*EMOTION_MODELS.values(), "gender")}
 
 
 class OnnxClassifier:

@@ -92,13 +92,6 @@ def _summary(utts) -> dict:
 
 def run_train(args) -> int:
     from .cards import write_cards
-    from .evaluate import TASK_LABELS, balance_weights, prepare_train, task_labels
-    from .export import model_metadata, save_onnx, to_onnx
-    from dsp.gate import SPEECH_GATE
-
-    from .featurize import GATE_VERSION
-    from .encoder import DEFAULT_ENCODER
-    from .recipe import fit_classifier
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -112,38 +105,65 @@ def run_train(args) -> int:
     for task in ("emotion", "gender"):
         t1 = time.time()
         fs = _features(utts, recipe, args, task)
-        rows = np.flatnonzero(~held[fs.clip])
-        print(f"{task} features: {rows.size} windows from {int((~held).sum())} clips ({time.time() - t1:.0f} s)")
-        y_clip = task_labels(fs.utts, task)
-        x, y, prior = prepare_train(fs, rows, y_clip, recipe, seed=args.seed, norm=recipe.norm_for(task), task=task)
-        sw = balance_weights(y) if task == "gender" else None
-        model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
-        used = [u for u, lab, h in zip(utts, y_clip, held) if lab >= 0 and not h]
-        summaries[task] = _summary(used)
-        norm = {"mode": recipe.norm_for(task)}
-        if prior is not None:
-            norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior.mean])
-            if prior.std is not None:
-                norm["prior_std"] = [float(f"{v:.7g}") for v in prior.std]
-        calibration = _shipped_calibration(report, task)
-        meta = model_metadata(labels=TASK_LABELS[task], window_ms=recipe.window_ms, hop_ms=recipe.hop_ms,
-                              normalisation=norm, recipe=_recipe_json(recipe), training=dict(
-                                  _summary(used), held_out_speakers=list(args.holdout), seed=args.seed),
-                              gate=f"{GATE_VERSION}: dsp.gate.SpeechGate, VAD speech in >= "
-                                   f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
-                                   f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
-                              card=model_card(task, used, report),
-                              calibration=calibration,
-                              encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None)
-        onx = to_onnx(model, labels=TASK_LABELS[task], n_features=recipe.dims_for(task), metadata=meta)
-        path = args.out / f"{task}.onnx"
-        save_onnx(onx, path)
-        _check_parity(path, model, x[:256])
-        print(f"{task}: {len(x)} windows, {path} ({path.stat().st_size / 1e3:.0f} kB, {time.time() - t1:.0f} s)")
-        del fs, x, y   # the next task's features are as large: free these first
+        print(f"{task} features: {int((~held[fs.clip]).sum())} windows from {int((~held).sum())} clips "
+              f"({time.time() - t1:.0f} s)")
+        for name, language in _models_of(task):
+            summaries[name] = _train_one(name, task, language, fs, held, recipe, args, report)
+        del fs   # the next task's features are as large: free these first
     write_cards(args.out, report=report, training=summaries, holdout=list(args.holdout), recipe=recipe)
     print(f"done in {time.time() - t0:.0f} s")
     return 0
+
+
+def _models_of(task: str) -> list[tuple[str, str | None]]:
+    """(model name, language or None for every language) of the models train writes for a task: one emotion
+    model per entry of labels.EMOTION_MODELS, one gender model."""
+    from .labels import EMOTION_MODELS
+
+    if task == "gender":
+        return [("gender", None)]
+    return [(name, None if language == "any" else language) for language, name in EMOTION_MODELS.items()]
+
+
+def _train_one(name: str, task: str, language: str | None, fs, held: np.ndarray, recipe, args, report) -> dict:
+    """Fit, export and check one model on the rows of fs its language keeps; -> its training summary."""
+    from dsp.gate import SPEECH_GATE
+
+    from .encoder import DEFAULT_ENCODER
+    from .evaluate import TASK_LABELS, balance_weights, in_language, prepare_train, task_labels
+    from .export import model_metadata, save_onnx, to_onnx
+    from .featurize import GATE_VERSION
+    from .recipe import fit_classifier
+
+    t1 = time.time()
+    keep = ~held & in_language(fs.utts, language)
+    rows = np.flatnonzero(keep[fs.clip])
+    y_clip = task_labels(fs.utts, task)
+    x, y, prior = prepare_train(fs, rows, y_clip, recipe, seed=args.seed, norm=recipe.norm_for(task), task=task)
+    sw = balance_weights(y) if task == "gender" else None
+    model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
+    used = [u for u, lab, k in zip(fs.utts, y_clip, keep) if lab >= 0 and k]
+    norm = {"mode": recipe.norm_for(task)}
+    if prior is not None:
+        norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior.mean])
+        if prior.std is not None:
+            norm["prior_std"] = [float(f"{v:.7g}") for v in prior.std]
+    meta = model_metadata(labels=TASK_LABELS[task], window_ms=recipe.window_ms, hop_ms=recipe.hop_ms,
+                          normalisation=norm, recipe=_recipe_json(recipe), training=dict(
+                              _summary(used), held_out_speakers=list(args.holdout), seed=args.seed,
+                              language=language or "any"),
+                          gate=f"{GATE_VERSION}: dsp.gate.SpeechGate, VAD speech in >= "
+                               f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
+                               f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
+                          card=model_card(name, used, report),
+                          calibration=_shipped_calibration(report, name),
+                          encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None)
+    onx = to_onnx(model, labels=TASK_LABELS[task], n_features=recipe.dims_for(task), metadata=meta)
+    path = args.out / f"{name}.onnx"
+    save_onnx(onx, path)
+    _check_parity(path, model, x[:256])
+    print(f"{name}: {len(x)} windows, {path} ({path.stat().st_size / 1e3:.0f} kB, {time.time() - t1:.0f} s)")
+    return _summary(used)
 
 
 def _place_encoder(out: Path) -> None:
@@ -158,28 +178,29 @@ def _place_encoder(out: Path) -> None:
         shutil.copyfile(DEFAULT_ENCODER, target)
 
 
-def _shipped_calibration(report: dict | None, task: str) -> dict:
+def _shipped_calibration(report: dict | None, name: str) -> dict:
     """Temperature (and for emotion the uncertain threshold) that evaluate fitted on held-out speakers."""
-    cal = (report or {}).get("tasks", {}).get(task, {}).get("calibration")
+    cal = (report or {}).get("tasks", {}).get(name, {}).get("calibration")
     if not cal:
         return {}
-    keep = ("temperature", "uncertain_below") if task == "emotion" else ("temperature",)
+    keep = ("temperature",) if name == "gender" else ("temperature", "uncertain_below")
     return {k: cal[k] for k in keep if k in cal}
 
 
-def model_card(task: str, used, report: dict | None) -> dict:
+def model_card(name: str, used, report: dict | None) -> dict:
     """The short card every model carries in its metadata (shown on the page and by `emotion-monitor models`)."""
     corpora = sorted({u.corpus for u in used})
     ua = {}
     for c in corpora:
-        lv = (report or {}).get("tasks", {}).get(task, {}).get("results", {}).get("speaker-independent", {}).get(c)
+        lv = (report or {}).get("tasks", {}).get(name, {}).get("results", {}).get("speaker-independent", {}).get(c)
         if lv:
             ua[c] = round(lv.get("session", lv["clip"])["ua"], 3)
-    what = "7 emotions" if task == "emotion" else "voice gender (female/male)"
-    return {"name": f"voice-emotion-monitor {task}", "version": f"{date.today():%Y.%m.%d}",
+    emotion = name != "gender"
+    what = ("7 emotions" + (" of English speech" if name.endswith("-en") else "")) if emotion else "voice gender (female/male)"
+    return {"name": f"voice-emotion-monitor {name}", "version": f"{date.today():%Y.%m.%d}",
             "date": f"{date.today():%Y-%m-%d}",
             "summary": f"{what}; MLP on pooled spectral and voice statistics"
-                       f"{' and speech-encoder states' if task == 'emotion' else ''} of 1.5 s windows; "
+                       f"{' and speech-encoder states' if emotion else ''} of 1.5 s windows; "
                        f"trained on {', '.join(corpora)}; speaker-independent UA (session mode) {ua or 'not evaluated'}",
             "licence": "weights non-commercial: RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0, ASED and BAVED "
                        "research use only; speech encoder resemblyzer Apache-2.0; code MIT",
@@ -211,7 +232,7 @@ LOCO = (("emotion", "ravdess"), ("emotion", "ased"), ("gender", "baved"))
 def run_evaluate(args) -> int:
     from rich.progress import Progress
 
-    from .evaluate import TASK_LABELS, CvRun, corpus_folds, cross_validate_many, random_folds, speaker_folds
+    from .evaluate import TASK_LABELS, CvRun, corpus_folds, cross_validate_many, in_language, random_folds, speaker_folds
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -223,20 +244,25 @@ def run_evaluate(args) -> int:
     corpora = sorted({u.corpus for u in utts})
     loco = [(task, c) for task, c in LOCO if c in corpora and len(corpora) > 1]
     s_folds = speaker_folds(utts)
-    runs = [(task, "speaker-independent", s_folds, session) for task in ("emotion", "gender")]
-    runs += [(task, f"without {c} (cross-corpus)", corpus_folds(utts, [c]), session) for task, c in loco]
+    # (model name, task, language, split, folds, session runner): every model train writes, on speaker folds
+    # (a per-language model only on its language's corpora), then the cross-corpus and random-split runs.
+    runs = [(name, task, language, "speaker-independent", s_folds, session)
+            for task in ("emotion", "gender") for name, language in _models_of(task)
+            if language is None or any(in_language(utts, language))]
+    runs += [(task, task, None, f"without {c} (cross-corpus)", corpus_folds(utts, [c]), session) for task, c in loco]
     if not args.no_random:
-        runs += [(task, "random split (speakers leak)", random_folds(utts, seed=args.seed), None)
+        runs += [(task, task, None, "random split (speakers leak)", random_folds(utts, seed=args.seed), None)
                  for task in ("emotion", "gender")]
-    for task in ("emotion", "gender"):
-        report["tasks"][task] = {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []}
+    for name, task, *_ in runs:
+        report["tasks"].setdefault(name, {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []})
     # Every fold of every run in one pool, so both cores stay busy to the end.
     with Progress() as bar:
-        task_bar = bar.add_task("cross-validation folds", total=sum(len(f) for _, _, f, _ in runs))
-        cvs = cross_validate_many([CvRun(feats[task], task, folds, runner) for task, _, folds, runner in runs],
+        task_bar = bar.add_task("cross-validation folds", total=sum(len(r[4]) for r in runs))
+        cvs = cross_validate_many([CvRun(feats[task], task, folds, runner, language)
+                                   for _, task, language, _, folds, runner in runs],
                                   recipe, seed=args.seed, progress=lambda: bar.advance(task_bar))
-    for (task, split, folds, _), cv in zip(runs, cvs):
-        res = report["tasks"][task]
+    for (name, task, _, split, folds, _), cv in zip(runs, cvs):
+        res = report["tasks"][name]
         res["results"][split] = _split_results(cv, utts, task, split, corpora)
         if split == "speaker-independent":
             res["folds"] = _fold_scores(cv, folds, task)

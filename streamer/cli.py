@@ -16,7 +16,8 @@ import sys
 import warnings
 
 from . import __version__
-from .options import add_pipeline_options, add_verbose_option, device_status_printer, number, pipeline_from_args
+from .options import (add_model_options, add_pipeline_options, add_verbose_option, check_model_options,
+                      device_status_printer, number, pipeline_from_args)
 
 _EPILOG = "With no subcommand, `live` runs. Every subcommand has its own --help."
 _YEAR_S = 365 * 24 * 3600.0
@@ -349,8 +350,7 @@ def cmd_play(args) -> int:
 # -- models -------------------------------------------------------------------------------------------------
 def _add_models(sub) -> None:
     p = sub.add_parser("models", help="show the emotion and gender models' cards (name, version, corpora, licence)")
-    p.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
-    p.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+    add_model_options(p)
     p.set_defaults(func=cmd_models)
 
 
@@ -358,7 +358,9 @@ def cmd_models(args) -> int:
     from .cards import CARD_KEYS, model_card
     from .runner import load_models
 
-    for task, model in zip(("emotion", "gender"), load_models(args.emotion_model, args.gender_model)):
+    check_model_options(args)
+    for task, model in zip(("emotion", "gender"), load_models(args.emotion_model, args.gender_model,
+                                                             language=args.language)):
         card = model_card(model.metadata, fallback_name=task)
         print(f"{task}: {model.path}")
         for key in CARD_KEYS:

@@ -12,8 +12,8 @@ import threading
 
 from .errors import ConfigError
 
-__all__ = ["number", "add_verbose_option", "add_pipeline_options", "pipeline_from_args", "warm_up",
-           "device_status_printer"]
+__all__ = ["number", "add_verbose_option", "add_pipeline_options", "add_model_options", "check_model_options",
+           "pipeline_from_args", "warm_up", "device_status_printer"]
 
 
 def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
@@ -39,7 +39,7 @@ def add_verbose_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_pipeline_options(p: argparse.ArgumentParser) -> None:
-    """--window-ms, --hop-ms, --tau, --vad, --emotion-model, --gender-model and --verbose."""
+    """--window-ms, --hop-ms, --tau, --vad, --language, --emotion-model, --gender-model and --verbose."""
     g = p.add_argument_group("analysis")
     g.add_argument("--window-ms", type=number(lo=500, hi=30000, unit="ms"), default=None,
                    help="analysis window, 500..30000 (default: the model's, 1500)")
@@ -50,9 +50,26 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vad", choices=("ours", "silero"), default="ours",
                    help="voice activity detector: ours (default) or silero (needs `pip install --no-deps "
                         "silero-vad`; better in very loud noise, 14x the cost)")
-    g.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: shipped)")
-    g.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+    add_model_options(g)
     add_verbose_option(p)  # every command that runs the pipeline reads audio through chatty C libraries
+
+
+def add_model_options(p) -> None:
+    """--language, --emotion-model and --gender-model (on a parser or an argument group)."""
+    from models.labels import LANGUAGES
+
+    p.add_argument("--language", choices=LANGUAGES, default="any",
+                   help="the speaker's language, which picks the shipped emotion model: any (default; trained on "
+                        "English and Amharic) or en (English only: better on English speakers, not meant for "
+                        "other languages). The gender model is the same for all")
+    p.add_argument("--emotion-model", default=None, help="ONNX emotion model (default: the shipped one for --language)")
+    p.add_argument("--gender-model", default=None, help="ONNX gender model (default: shipped)")
+
+
+def check_model_options(args) -> None:
+    """--emotion-model names the model itself: a --language beside it would be ignored, so refuse the pair."""
+    if args.emotion_model is not None and args.language != "any":
+        raise ConfigError("give --language or --emotion-model, not both (--language picks a shipped emotion model)")
 
 
 def pipeline_from_args(args, *, source: str, live: bool):
@@ -63,7 +80,8 @@ def pipeline_from_args(args, *, source: str, live: bool):
     """
     from .runner import build_pipeline
 
-    pipeline = build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model,
+    check_model_options(args)
+    pipeline = build_pipeline(emotion_model=args.emotion_model, gender_model=args.gender_model, language=args.language,
                               window_ms=args.window_ms, hop_ms=args.hop_ms, time_constant_s=args.tau,
                               vad_backend=args.vad, source=source, live=live)
     config = pipeline.config

@@ -51,21 +51,25 @@ class RunSummary:
                 "lower the input gain - clipping distorts the features the models rely on")
 
 
-def load_models(emotion_path=None, gender_path=None, *, feature_config: FeatureConfig = FeatureConfig()):
-    """The ONNX emotion and gender classifiers (the shipped defaults unless paths are given)."""
+def load_models(emotion_path=None, gender_path=None, *, language: str = "any",
+                feature_config: FeatureConfig = FeatureConfig()):
+    """The ONNX emotion and gender classifiers: the shipped ones (the emotion model for ``language``, see
+    models.onnx_model.LANGUAGES) unless paths are given."""
+    from models.labels import emotion_model_name
     from models.onnx_model import OnnxClassifier, default_models
 
     shipped = default_models()
-    return (OnnxClassifier(emotion_path or shipped["emotion"], expected_config=feature_config),
+    return (OnnxClassifier(emotion_path or shipped[emotion_model_name(language)], expected_config=feature_config),
             OnnxClassifier(gender_path or shipped["gender"], expected_config=feature_config))
 
 
-def build_pipeline(*, emotion_model=None, gender_model=None, window_ms: float | None = None,
+def build_pipeline(*, emotion_model=None, gender_model=None, language: str = "any", window_ms: float | None = None,
                    hop_ms: float | None = None, time_constant_s: float = 0.5, vad_backend: str = "ours",
                    source: str, live: bool) -> Pipeline:
-    """A Pipeline over the given (default: shipped) models, at the window and hop the emotion model was trained
-    on unless overridden. live: keep only the newest window of a push when processing falls behind."""
-    models = load_models(emotion_model, gender_model)
+    """A Pipeline over the given (default: shipped, the emotion model for ``language``) models, at the window and
+    hop the emotion model was trained on unless overridden. live: keep only the newest window of a push when
+    processing falls behind."""
+    models = load_models(emotion_model, gender_model, language=language)
     cfg = PipelineConfig(window_ms=models[0].window_ms if window_ms is None else window_ms,
                          hop_ms=models[0].hop_ms if hop_ms is None else hop_ms, time_constant_s=time_constant_s,
                          vad_backend=vad_backend, max_windows_per_push=1 if live else 0)

@@ -251,7 +251,7 @@ def test_model_errors(tmp_path):
     assert "\n" not in err
 
 
-@pytest.mark.parametrize("task,labels", [("emotion", EMOTIONS), ("gender", GENDERS)])
+@pytest.mark.parametrize("task,labels", [("emotion", EMOTIONS), ("emotion-en", EMOTIONS), ("gender", GENDERS)])
 def test_shipped_models(task, labels):
     path = default_models()[task]
     assert path.name == f"{task}.onnx"
@@ -266,14 +266,65 @@ def test_shipped_models(task, labels):
     assert wins
     x = np.stack([window_vector(w) for w in wins])[:, : clf.feature_dim]
     norm = clf.online_norm()
-    # The emotion model normalises each session's mean and spread; gender never (a voice's level is its cue).
-    assert (norm is not None and norm.prior_std is not None) if task == "emotion" else norm is None
+    # The emotion models normalise each session's mean and spread; gender never (a voice's level is its cue).
+    assert (norm is not None and norm.prior_std is not None) if task != "gender" else norm is None
     if norm is not None:
         norm.update(x)
         x = norm.transform(x)
     p = clf.predict_proba(x)
     assert p.shape == (len(wins), len(labels))
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_emotion_model_per_language_trained_on_that_language_only():
+    """--language picks the emotion model; the English one never heard the Amharic corpus, the default did."""
+    from models.labels import LANGUAGES, emotion_model_name
+
+    assert LANGUAGES == ("any", "en")
+    corpora = {}
+    for language in LANGUAGES:
+        meta = OnnxClassifier(default_models()[emotion_model_name(language)]).metadata
+        training = json.loads(meta["training_data"])
+        assert training["language"] == language
+        corpora[language] = set(training["by_corpus"])
+    assert corpora["en"] == {"ravdess", "tess"}
+    assert corpora["any"] == {"ravdess", "tess", "ased"}
+    with pytest.raises(ValueError, match="no emotion model for language 'xx'"):
+        emotion_model_name("xx")
+
+
+def test_per_language_cross_validation_trains_and_tests_on_its_language():
+    """evaluate's run for a per-language model: its folds test only that language's clips, and its training
+    never sees another language (here the Amharic clips carry the opposite label signal: trained on them too,
+    the English clips would be scored far worse)."""
+    from models.evaluate import CvRun, cross_validate_many, in_language, speaker_folds
+    from models.featurize import Augment, FeatureSet
+    from models.recipe import Recipe
+
+    utts = [Utterance(Path(f"r{a}_{k}"), "ravdess", f"ravdess_{a:02d}", "male", ("happy", "sad")[k % 2])
+            for a in range(1, 11) for k in range(8)]
+    utts += [Utterance(Path(f"a{s}_{k}"), "ased", f"ased_{s:02d}", "male", ("happy", "sad")[k % 2])
+             for s in range(1, 31) for k in range(8)]
+    assert in_language(utts, "en").sum() == 80 and in_language(utts, None).all()
+    rng = np.random.default_rng(0)
+    clip = np.repeat(np.arange(len(utts)), 4)
+    sad = np.array([u.emotion == "sad" for u in utts])[clip]
+    amharic = np.array([u.corpus == "ased" for u in utts])[clip]
+    x = np.zeros((len(clip), Recipe().dims_for("emotion")), np.float32)
+    x[:, :3] = rng.standard_normal((len(clip), 3))
+    x[:, 0] += np.where(sad != amharic, 1.5, -1.5)      # the cue flips sign in the Amharic clips
+    fs = FeatureSet(x=x, clip=clip, aug=np.zeros(len(clip), np.int64), utts=tuple(utts), augs=(Augment(),))
+    recipe = Recipe(classifier="logreg", train_stride=1, norm="none")
+    folds = speaker_folds(utts)
+    en, mixed = cross_validate_many([CvRun(fs, "emotion", folds, language="en"), CvRun(fs, "emotion", folds)],
+                                    recipe, seed=0, n_jobs=1)
+    assert {utts[i].corpus for i in en["clip"]} == {"ravdess"} and len(en["clip"]) == 80
+    english = np.array([utts[i].corpus == "ravdess" for i in mixed["clip"]])
+
+    def accuracy(cv, keep):
+        return float(np.mean(cv["clip_probs"][keep].argmax(1) == cv["clip_true"][keep]))
+
+    assert accuracy(en, np.ones(80, bool)) > 0.9 > 0.5 > accuracy(mixed, english)
 
 
 def test_training_normalisation_equals_live_online_norm():

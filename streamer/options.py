@@ -13,7 +13,7 @@ import threading
 from .errors import ConfigError
 
 __all__ = ["number", "add_verbose_option", "add_pipeline_options", "add_model_options", "check_model_options",
-           "pipeline_from_args", "warm_up", "device_status_printer"]
+           "offered_languages", "with_language", "pipeline_from_args", "warm_up", "device_status_printer"]
 
 
 def number(*, lo: float, hi: float, integer: bool = False, lo_open: bool = False, unit: str = ""):
@@ -70,6 +70,19 @@ def check_model_options(args) -> None:
     """--emotion-model names the model itself: a --language beside it would be ignored, so refuse the pair."""
     if args.emotion_model is not None and args.language != "any":
         raise ConfigError("give --language or --emotion-model, not both (--language picks a shipped emotion model)")
+
+
+def offered_languages(args) -> tuple[str, ...]:
+    """The languages a page's capture or clip may ask for, the server's --language first (the default); none
+    when --emotion-model names one model for all."""
+    from models.labels import LANGUAGES
+
+    return () if args.emotion_model else (args.language, *(x for x in LANGUAGES if x != args.language))
+
+
+def with_language(args, language: str | None):
+    """``args`` with ``--language`` set to ``language`` (a copy; unchanged for None)."""
+    return args if language is None else argparse.Namespace(**{**vars(args), "language": language})
 
 
 def pipeline_from_args(args, *, source: str, live: bool):

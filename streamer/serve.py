@@ -11,7 +11,7 @@ import threading
 
 from .cards import model_card
 from .errors import ConfigError, PortBusy
-from .options import add_pipeline_options, number, pipeline_from_args, warm_up
+from .options import add_pipeline_options, number, offered_languages, pipeline_from_args, warm_up, with_language
 
 __all__ = ["register", "hello_fields", "serve_pipeline", "capture_options", "tls_context"]
 
@@ -126,20 +126,33 @@ def cmd_serve(args) -> int:
 
 def capture_options(args, *, record_dir=None):
     """web.capture.CaptureOptions for ``serve``: each capturing page gets its own live pipeline, built as the
-    server's own (same models and options; its events say ``source: browser``) and pushed block by block."""
+    server's own (same models and options; its events say ``source: browser``) and pushed block by block. The
+    page may pick the emotion model's language (models.labels.LANGUAGES, the server's --language first), unless
+    --emotion-model names one model for all."""
     from dsp.config import SAMPLE_RATE
     from web.capture import CaptureOptions
 
     from .recording import SessionRecorder
 
-    def new_pipeline():
-        pipeline = pipeline_from_args(args, source="browser", live=True)
+    def new_pipeline(language):
+        pipeline = pipeline_from_args(with_language(args, language), source="browser", live=True)
         return lambda samples, wall_end: [e.to_dict() for e in pipeline.push(samples, wall_end=wall_end)]
 
-    return CaptureOptions(new_pipeline=new_pipeline, sample_rate=SAMPLE_RATE,
+    languages = offered_languages(args)
+    hellos = {language: language_hello(args, language) for language in languages}  # read once, not per capture
+    return CaptureOptions(new_pipeline=new_pipeline, sample_rate=SAMPLE_RATE, languages=languages,
+                          session_hello=hellos.__getitem__,
                           max_session_s=args.max_session_seconds, idle_timeout_s=args.idle_timeout,
                           record_dir=record_dir,
                           open_recording=lambda path, sr: SessionRecorder(path, sr=sr))
+
+
+def language_hello(args, language: str) -> dict:
+    """The hello fields of a session whose emotion model is the one for ``language``: its card and the code."""
+    from .runner import load_models
+
+    emotion, _ = load_models(args.emotion_model, args.gender_model, language=language)
+    return {"language": language, "model_card": model_card(emotion.metadata, fallback_name="emotion")}
 
 
 def _record_dir(path):

@@ -222,6 +222,30 @@ def test_two_captures_are_two_sessions_and_a_viewer_sees_only_the_one_it_picked(
     assert a_t and b_t
 
 
+def test_a_page_picks_its_sessions_language_and_with_it_the_emotion_model():
+    """The start's "language" picks the session's emotion model: its hello names the model (for every viewer
+    of the session), the same speech windows are classified, with that model's probabilities."""
+
+    async def main():
+        async with running_server(synthetic_events(10**6, interval_s=0.1), capture=capture_options(),
+                                  token=TOKEN) as (port, _):
+            async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}") as viewer:
+                server_hello = json.loads(await viewer.recv())
+            return server_hello, await asyncio.gather(capture(port, speech()),
+                                                      capture(port, speech(), start_extra={"language": "en"}))
+
+    server_hello, ((default, *_), (english, *_)) = run(main())
+    assert server_hello["capture"]["languages"] == ["any", "en"]   # serve's --language first: the default
+    for m in (*default, *english):
+        VALIDATOR.validate(m)
+    assert default[0]["language"] == "any" and english[0]["language"] == "en"
+    assert default[0]["model_card"]["name"].endswith(" emotion")
+    assert english[0]["model_card"]["name"].endswith(" emotion-en")
+    preds = [[m for m in msgs if m["type"] == "prediction"] for msgs in (default, english)]
+    assert [p["speech"] for p in preds[0]] == [p["speech"] for p in preds[1]] and any(p["speech"] for p in preds[0])
+    assert any(a["emotion_probs_raw"] != b["emotion_probs_raw"] for a, b in zip(*preds) if a["speech"])
+
+
 async def _first_of(ws, kind: str) -> dict:
     async with asyncio.timeout(10):
         while True:
@@ -323,6 +347,8 @@ def test_refusals_are_closed_with_their_reason_counted_and_the_server_keeps_serv
             out["origin"] = foreign.value.response.status_code, foreign.value.response.body
             out["not json"] = await _refused(port, raw_start="hello")
             out["bad rate"] = await _refused(port, {"rate": 7})
+            out["unknown language"] = await _refused(port, {"language": "xx"})
+            out["bad language"] = await _refused(port, {"language": 5})
             out["odd bytes"] = await _refused(port, frames=[b"\x00" * 6])
             out["nan"] = await _refused(port, frames=[np.full(320, np.nan, "<f4").tobytes()])
             out["huge frame"] = await _refused(port, frames=[np.zeros(SR * 2, "<f4").tobytes()])
@@ -345,6 +371,8 @@ def test_refusals_are_closed_with_their_reason_counted_and_the_server_keeps_serv
     assert out["origin"] == (403, b"Forbidden: cross-origin capture\n")
     assert out["not json"] == (1008, "capture start message is not JSON")
     assert out["bad rate"] == (1008, "rate must be an integer 8000-192000 Hz")
+    assert out["unknown language"] == (1008, "unknown language 'xx' (offered: any, en)")
+    assert out["bad language"] == (1008, "language must be a short string")
     assert out["odd bytes"] == (1007, "audio frame of 6 bytes is not whole f32le samples")
     assert out["nan"] == (1007, "audio frame has non-finite samples or samples beyond +-1000")
     assert out["huge frame"] == (1007, "audio frame over 1 s (128000 bytes)")
@@ -352,7 +380,7 @@ def test_refusals_are_closed_with_their_reason_counted_and_the_server_keeps_serv
     assert out["idle"] == (1008, "idle: no audio for 1 s")
     assert out["too many"][0] == 1013 and out["too many"][1].startswith("too many sessions (1 live)")
     assert out["too long"] == (1008, "session length limit (1 s)")
-    assert stats["capture_refusals"] == {"token": 1, "origin": 1, "malformed": 5, "too_many_sessions": 1,
+    assert stats["capture_refusals"] == {"token": 1, "origin": 1, "malformed": 7, "too_many_sessions": 1,
                                          "too_fast": 1, "too_long": 1, "idle": 1, "bad_key": 0}
     assert pred["source"] == "demo"  # the server's own stream went on throughout
 
@@ -374,7 +402,8 @@ def test_capture_needs_the_token_on_loopback_unless_open_capture():
 
     status, hello, ok, open_url, opened = run(main())
     assert status == 401
-    assert hello["capture"] == {"enabled": True, "token_required": True, "limits": hello["capture"]["limits"]}
+    assert hello["capture"] == {"enabled": True, "token_required": True, "limits": hello["capture"]["limits"],
+                                "languages": ["any", "en"]}
     assert ok[1]["type"] == "capture" and opened[1]["type"] == "capture"
     assert "token=" not in open_url
 
@@ -464,7 +493,7 @@ def test_a_pipeline_that_fails_to_build_ends_that_capture_only():
     """A fault we cannot cause with real parts (the shipped models load): the injected factory raises."""
     from web.capture import CaptureOptions
 
-    def broken():
+    def broken(language):
         raise RuntimeError("model file vanished")
 
     async def main():

@@ -30,7 +30,7 @@ SR = 16000
 def _compiled_kernels():
     """The server here has no pipeline of its own, which `serve` warms at start: compile numba's kernels before
     the fake microphone starts its one pass through the file (on a fresh clone that is about 30 s)."""
-    capture_options().new_pipeline()
+    capture_options().new_pipeline(None)
 
 
 def fake_mic_file(tmp_path: Path) -> tuple[Path, np.ndarray]:
@@ -126,9 +126,12 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
             await page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
             await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
         await second.check("#mic-processing")  # the second page asks for the browser's voice processing
+        languages = await second.locator("#language-select option").evaluate_all("os => os.map(o => o.value)")
+        await second.select_option("#language-select", "en")  # and the English emotion model
         await asyncio.gather(first.click("#mic-btn"), second.click("#mic-btn"))
         for page in (first, second):
             await _wait(page, "window.__emo.capture.state === 'capturing' && window.__emo.predictions >= 20")
+        language_locked = await second.locator("#language-select").is_disabled()
         sid1 = await first.evaluate("window.__emo.capture.session")
         sid2 = await second.evaluate("window.__emo.capture.session")
         await watcher.goto(f"http://127.0.0.1:{port}/?token={TOKEN}&session={sid1}")
@@ -151,7 +154,8 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
         watched = await watcher.evaluate("window.__emo.predictions")
         stream1, stream2 = await session_stream(port, sid1), await session_stream(port, sid2)
         processing = [await page.evaluate("window.__emo.capture.processing") for page in (first, second)]
-        return dict(processing=processing, sid1=sid1, sid2=sid2, options=options, drawn=drawn, watched=watched, stream1=stream1,
+        return dict(languages=languages, language_locked=language_locked, processing=processing, sid1=sid1,
+                    sid2=sid2, options=options, drawn=drawn, watched=watched, stream1=stream1,
                     stream2=stream2, errors=errors, first_state=await first.evaluate("window.__emo.capture"))
 
     r = run(main())
@@ -165,6 +169,11 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
     preds1 = [m for m in r["stream1"] if m["type"] == "prediction"]
     preds2 = [m for m in r["stream2"] if m["type"] == "prediction"]
     assert r["stream1"][0]["session"] == sid1 and r["stream2"][0]["session"] == sid2
+    # The language the second page picked made its session's emotion model the English one (the hello every
+    # viewer of the session gets names it); the choice is locked while capturing.
+    assert r["languages"] == ["any", "en"] and r["language_locked"]
+    assert (r["stream1"][0]["language"], r["stream2"][0]["language"]) == ("any", "en")
+    assert r["stream2"][0]["model_card"]["name"].endswith(" emotion-en")
     assert len(preds2) < len(preds1)  # two independent streams
     assert r["watched"] == len(preds1)  # the watcher got that session's events, all of them, and only them
     assert r["drawn"] >= 0.9 * len(preds1) - 20 and r["drawn"] > 50  # the capturing page drew its own stream

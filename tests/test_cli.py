@@ -83,10 +83,29 @@ def test_file_jsonl_and_csv_agree(clip, tmp_path):
     (["file", "/nonexistent/a.wav"], "a.wav"),
     (["predict", "x.wav", "--emotion-model", "/nonexistent/model.onnx"], "model"),
     (["file", "README.md"], "README.md"),
+    (["models", "--language", "en", "--emotion-model", "/tmp/any.onnx"], "--language or --emotion-model"),
 ])
 def test_bad_input_is_one_line_error(args, needle):
     out = cli(*args)
     assert out.returncode == 1 and one_line_error(out.stderr) and needle in out.stderr
+
+
+def test_language_picks_the_emotion_model(clip):
+    """--language en loads the English emotion model (its card says so) and analyses a file with it."""
+    shown = {lang: cli("models", "--language", lang) for lang in ("any", "en")}
+    assert all(out.returncode == 0 for out in shown.values())
+    assert "emotion-en.onnx" in shown["en"].stdout and "of English speech" in shown["en"].stdout
+    assert "emotion-en.onnx" not in shown["any"].stdout and "emotion.onnx" in shown["any"].stdout
+    assert shown["en"].stdout.split("gender:")[1] == shown["any"].stdout.split("gender:")[1]   # one gender model
+    runs = {lang: cli("file", str(clip[0]), "--jsonl", "--language", lang) for lang in ("any", "en")}
+    assert all(out.returncode == 0 for out in runs.values()), runs["en"].stderr
+    probs = {lang: [json.loads(line)["emotion_probs"] for line in out.stdout.splitlines()]
+             for lang, out in runs.items()}
+    speech = [i for i, p in enumerate(probs["any"]) if p]
+    assert speech and [i for i, p in enumerate(probs["en"]) if p] == speech   # one gate, whichever model
+    assert any(probs["en"][i] != probs["any"][i] for i in speech)             # two different models
+    bad = cli("models", "--language", "xx")
+    assert bad.returncode == 2 and "invalid choice: 'xx'" in bad.stderr
 
 
 def test_no_device_falls_back_to_labelled_demo():

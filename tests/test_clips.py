@@ -65,9 +65,9 @@ def _wait_for_url(proc) -> str:
     raise AssertionError(f"serve did not start: {proc.stderr.read()}")
 
 
-def clip_ws_url(page_url: str, *, token: str | None, name: str | None = None) -> str:
+def clip_ws_url(page_url: str, *, token: str | None, name: str | None = None, language: str | None = None) -> str:
     parts = urlsplit(page_url)
-    query = urlencode([(k, v) for k, v in (("name", name), ("token", token)) if v is not None])
+    query = urlencode([(k, v) for k, v in (("name", name), ("token", token), ("language", language)) if v is not None])
     return f"ws://{parts.netloc}/clip" + (f"?{query}" if query else "")
 
 
@@ -89,9 +89,9 @@ async def send_clip(url: str, payload, *, origin: str | None = None) -> tuple[di
         return reply, ws.close_code, ws.close_reason or ""
 
 
-def predict_json(path: Path) -> dict:
-    """What `emotion-monitor predict --json` prints for ``path``."""
-    out = subprocess.run([sys.executable, "-m", "streamer", "predict", "--json", str(path)], cwd=ROOT,
+def predict_json(path: Path, *extra: str) -> dict:
+    """What `emotion-monitor predict --json [extra]` prints for ``path``."""
+    out = subprocess.run([sys.executable, "-m", "streamer", "predict", "--json", str(path), *extra], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=True).stdout
     return json.loads(out)
 
@@ -117,18 +117,21 @@ def test_clip_result_equals_predict_and_bad_clips_are_refused(tmp_path):
     y, sr = sf.read(clip, dtype="float32")
     sf.write(flac, y, sr, format="FLAC")
     want = {p.name: predict_json(p) for p in (clip, flac)}
+    want_english = predict_json(clip, "--language", "en")
     long_silence = wav_bytes(np.zeros(61 * 8000, np.float32), 8000)  # 61 s: over the 60 s limit, 1 MB
 
     async def main(url, token):
         got = {}
         for path in (clip, flac):
             got[path.name] = await send_clip(clip_ws_url(url, token=token, name=path.name), path.read_bytes())
+        english = await send_clip(clip_ws_url(url, token=token, name=clip.name, language="en"), clip.read_bytes())
         bad = {
             "empty": await send_clip(clip_ws_url(url, token=token), b""),
             "not audio": await send_clip(clip_ws_url(url, token=token, name="notes.txt"), b"just some text\n" * 50),
             "text frame": await send_clip(clip_ws_url(url, token=token), "hello"),
             "too long": await send_clip(clip_ws_url(url, token=token, name="long.wav"), long_silence),
             "too big": await send_clip(clip_ws_url(url, token=token), _fragments(b"\0" * (MAX_CLIP_BYTES + 1))),
+            "language": await send_clip(clip_ws_url(url, token=token, language="xx"), clip.read_bytes()),
         }
         refused = {}
         for what, kwargs in (("no token", {"token": None}), ("wrong token", {"token": "nope"})):
@@ -139,11 +142,16 @@ def test_clip_result_equals_predict_and_bad_clips_are_refused(tmp_path):
             await send_clip(clip_ws_url(url, token=token), clip.read_bytes(), origin="http://evil.example")
         refused["foreign origin"] = exc.value.response.status_code
         again = await send_clip(clip_ws_url(url, token=token, name=clip.name), clip.read_bytes())
-        return got, bad, refused, again
+        return got, english, bad, refused, again
 
     with serving() as (url, token):
         assert token, "capturing (and sending clips) needs a token even on loopback"
-        got, bad, refused, again = asyncio.run(main(url, token))
+        got, english, bad, refused, again = asyncio.run(main(url, token))
+
+    # ?language=en: the English emotion model, exactly `predict --language en`'s numbers.
+    assert english[0]["result"] == want_english | {"path": clip.name} and english[0]["language"] == "en"
+    assert english[0]["result"]["emotion_probs"] != want[clip.name]["emotion_probs"]
+    assert got[clip.name][0]["language"] == "any"
 
     for name, (reply, code, _) in got.items():
         assert code == 1000 and reply["type"] == "clip_result"
@@ -157,6 +165,7 @@ def test_clip_result_equals_predict_and_bad_clips_are_refused(tmp_path):
     assert reasons["text frame"][:2] == (1003, "send the audio file as one binary message, not text")
     assert reasons["too long"][:2] == (1003, "long.wav: the clip is longer than 60 s; send a shorter one")
     assert reasons["too big"][0] == 1009 and "exceeds limit" in reasons["too big"][1]
+    assert reasons["language"][:2] == (1003, "unknown language 'xx' (offered: any, en)")
     assert all(reply["type"] == "clip_error" and reply["reason"] == reason
                for what, (reply, _, reason) in bad.items() if what != "too big")
     assert refused == {"no token": 401, "wrong token": 401, "foreign origin": 403}
@@ -249,7 +258,7 @@ def test_silent_uploads_time_out_and_analysis_faults_are_reported(tmp_path):
 
     calls = []
 
-    def analyze(data, *, name):
+    def analyze(data, *, name, language):
         calls.append(name)
         if name == "boom":
             raise RuntimeError("injected fault")

@@ -47,8 +47,12 @@ _CAPTURE_MAX_MESSAGE_BYTES = 2**20  # above the largest valid frame (1 s of f32 
 class CaptureOptions:
     """What ``serve`` needs to accept browser microphones (``streamer.serve`` builds it)."""
 
-    new_pipeline: Callable[[], PushFn]  # called in a worker thread, once per capturing connection
+    # Called in a worker thread, once per capturing connection, with the session's language (None when the
+    # server offers no choice of languages).
+    new_pipeline: Callable[[str | None], PushFn]
     sample_rate: int  # the pipeline's rate (dsp.config.SAMPLE_RATE)
+    languages: tuple[str, ...] = ()  # what a page may choose (the first is the default); () offers no choice
+    session_hello: Callable[[str], dict] | None = None  # hello fields of a session in a language (its model card)
     max_session_s: float = 3600.0  # audio seconds per session, over all its reconnects
     idle_timeout_s: float = 30.0  # a capturing connection that sends no audio this long is closed
     max_ahead_s: float = 2.0  # audio may run this far ahead of the wall clock (network bunching)
@@ -63,6 +67,17 @@ class CaptureOptions:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if self.record_dir is not None and self.open_recording is None:
             raise ValueError("record_dir needs open_recording")
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"languages must not repeat, got {self.languages!r}")
+
+    def language_of(self, start) -> str | None:
+        """The language a capture start asks for, checked against ``languages`` (_Refused if not offered)."""
+        if start.language is None:
+            return self.languages[0] if self.languages else None
+        if start.language not in self.languages:
+            offered = ", ".join(self.languages) or "no choice"
+            raise _Refused("malformed", CLOSE_REFUSED, f"unknown language {start.language!r} (offered: {offered})")
+        return start.language
 
     def limits(self) -> dict:
         return {"max_session_s": self.max_session_s, "idle_timeout_s": self.idle_timeout_s,
@@ -87,9 +102,11 @@ async def run_capture(ws, *, table: SessionTable, options: CaptureOptions,
     session, detach = None, None
     try:
         start = parse_capture_start(await _first_message(ws, options.start_timeout_s))
-        session, resumed = _claim(table, start)
+        language = options.language_of(start)
+        hello = options.session_hello(language) if options.session_hello and language is not None else None
+        session, resumed = _claim(table, start, language=language, hello=hello)
         _take_over(session, ws, resumed=resumed)
-        push = await asyncio.to_thread(options.new_pipeline)
+        push = await asyncio.to_thread(options.new_pipeline, session.language)
         key_msg = capture_message(session=session.id, key=session.key, rate=options.sample_rate,
                                   input_rate=start.rate, limits=options.limits())
         detach = attach(ws, session, [encode(key_msg)])
@@ -132,8 +149,9 @@ async def _first_message(ws, timeout_s: float):
         raise _Refused("malformed", CLOSE_REFUSED, f"no capture start message within {timeout_s:g} s") from None
 
 
-def _claim(table: SessionTable, start) -> tuple[Session, bool]:
-    """(session, resumed): the session this connection captures into, its own resumed one or a new one."""
+def _claim(table: SessionTable, start, *, language: str | None, hello: dict | None) -> tuple[Session, bool]:
+    """(session, resumed): the session this connection captures into, its own resumed one (which keeps the
+    language it started with) or a new one in ``language``, whose hello carries ``hello``'s fields."""
     if start.session is not None:
         try:
             session = table.resumable(start.session, start.key)
@@ -141,7 +159,7 @@ def _claim(table: SessionTable, start) -> tuple[Session, bool]:
             raise _Refused("bad_key", CLOSE_REFUSED, "wrong key for this session") from None
         if session is not None:
             return session, True  # else expired or unknown: a new session, the page learns its id
-    session = table.new_capture()
+    session = table.new_capture(language=language, hello=hello)
     if session is None:
         raise _Refused("too_many_sessions", CLOSE_TRY_LATER,
                        f"too many sessions ({table.live_captures} live); try again later")

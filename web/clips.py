@@ -3,13 +3,15 @@
 Exchange (one clip per connection):
 
 * client -> server: one **binary** message, the bytes of an audio file (the page sends a WAV it recorded, an
-  uploaded file as is, or a bundled sample), at most ``max_bytes``; optional ``?name=`` in the URL names it.
+  uploaded file as is, or a bundled sample), at most ``max_bytes``; optional ``?name=`` in the URL names it,
+  optional ``?language=`` picks the emotion model (as a capture's start message does).
 * server -> client: one text message ``{"v": 1, "type": "clip_result", ...}`` (fields: web/README.md, "Clips"),
   then a normal close (1000). A refused clip gets ``{"v": 1, "type": "clip_error", "reason": ...}`` and a close
   with that reason (code 1003 not audio / bad input, 1008 policy: nothing sent in time, 1013 busy); a message
   over ``max_bytes`` is closed by websockets itself with 1009 and its own reason ("... exceeds limit ...").
 
-The analysis is injected (``analyze(data, *, name) -> dict``, streamer.clip_api builds it) and runs in a worker
+The analysis is injected (``analyze(data, *, name, language) -> dict``, language None when the URL names none;
+streamer.clip_api builds it) and runs in a worker
 thread, one clip at a time; at most ``max_waiting`` more wait, later ones are refused as busy, and so are
 connections beyond ``max_connections`` (each may buffer up to ``max_bytes`` while it uploads). A ``ValueError``
 from it is the client's fault (its message is the reason); anything else is logged and reported as an internal
@@ -29,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from web.protocol import LABEL_COLORS, PROTOCOL_VERSION, encode
 
-__all__ = ["ClipService", "ClipServiceLimits", "CLIP_PATH", "MAX_CLIP_BYTES", "clip_name"]
+__all__ = ["ClipService", "ClipServiceLimits", "CLIP_PATH", "MAX_CLIP_BYTES", "clip_name", "clip_language"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ def clip_name(path: str) -> str:
     raw = parse_qs(urlsplit(path).query).get("name", [""])[0]
     text = "".join(c for c in raw if c.isprintable()).strip()[:_MAX_NAME_CHARS]
     return text or "clip"
+
+
+def clip_language(path: str) -> str | None:
+    """The ``?language=`` of a ``/clip`` request path (None when absent); the analysis says whether it exists."""
+    raw = parse_qs(urlsplit(path).query).get("language", [""])[0]
+    return "".join(c for c in raw if c.isprintable())[:16] or None
 
 
 class ClipService:
@@ -87,10 +95,11 @@ class ClipService:
         if self._waiting >= 1 + self.limits.max_waiting:
             await self._refuse(ws, "busy", CLOSE_BUSY, f"busy: {self._waiting} clips are being analysed; try again")
             return
-        name = clip_name(ws.request.path if ws.request is not None else "")
+        path = ws.request.path if ws.request is not None else ""
+        name, language = clip_name(path), clip_language(path)
         self._waiting += 1
         try:
-            reply = await self._run(ws, data, name)
+            reply = await self._run(ws, data, name, language)
         finally:
             self._waiting -= 1
         if reply is not None:
@@ -116,12 +125,12 @@ class ClipService:
             return None
         return data
 
-    async def _run(self, ws: ServerConnection, data: bytes, name: str) -> dict | None:
+    async def _run(self, ws: ServerConnection, data: bytes, name: str, language: str | None) -> dict | None:
         if self._queue is None:
             self._queue = asyncio.Semaphore(1)  # created on the serving loop
         async with self._queue:
             try:
-                result = await asyncio.to_thread(self._analyze, data, name=name)
+                result = await asyncio.to_thread(self._analyze, data, name=name, language=language)
             except ValueError as exc:
                 await self._refuse(ws, "bad_audio", CLOSE_BAD_DATA, str(exc))
                 return None

@@ -141,7 +141,8 @@ def end_message(*, reason: str = "finished") -> dict:
 #
 # Upstream (client -> server, on /ws/capture only): first one text message
 #     {"type": "capture", "v": 1, "rate": <int Hz>, "format": "f32le" | "s16le",
-#      "session": <id>, "key": <key>}            (session and key only to resume one's own session)
+#      "session": <id>, "key": <key>,            (session and key only to resume one's own session)
+#      "language": <code>}                        (optional: one of the hello's capture.languages)
 # then binary frames, each a whole number of mono little-endian samples of that format at that rate
 # (at most CAPTURE_MAX_FRAME_S of audio; f32 samples finite and within +-CAPTURE_MAX_ABS), and optionally
 # the text message {"type": "stop"}. The server answers the start with ``hello``, then a ``capture``
@@ -166,6 +167,7 @@ class CaptureStart:
     format: str
     session: str | None = None
     key: str | None = None
+    language: str | None = None  # None: the server's default; which codes exist is the server's to say
 
     @property
     def sample_bytes(self) -> int:
@@ -201,7 +203,11 @@ def parse_capture_start(message: str | bytes) -> CaptureStart:
             x is None or (isinstance(x, str) and 0 < len(x) <= 64 and x.isascii() and x.isprintable())
             for x in (session, key)):
         raise ProtocolError("session and key must be given together, as short strings")
-    return CaptureStart(rate=rate, format=fmt, session=session, key=key)
+    language = msg.get("language")
+    if language is not None and not (isinstance(language, str) and 0 < len(language) <= 16 and language.isascii()
+                                     and language.isprintable()):
+        raise ProtocolError("language must be a short string")
+    return CaptureStart(rate=rate, format=fmt, session=session, key=key, language=language)
 
 
 def decode_capture_frame(data: bytes | str, start: CaptureStart) -> np.ndarray:

@@ -223,7 +223,8 @@ def _capture_token(*, sending: bool, open_capture: bool, token: str | None) -> s
 def _capture_hello(capture: CaptureOptions | None, capture_token: str | None) -> dict:
     """What the page needs to offer (or explain) the microphone button."""
     return {"enabled": capture is not None, "token_required": capture_token is not None,
-            "limits": capture.limits() if capture is not None else {}}
+            "limits": capture.limits() if capture is not None else {},
+            "languages": list(capture.languages) if capture is not None else []}
 
 
 def _validate_args(*, history_seconds: float, stats_interval_s: float, port: int,

@@ -68,6 +68,7 @@ class Session:
         self.resets = 0  # reconnects of its capturing page (each restarts the pipeline)
         self.audio_seconds = 0.0  # audio received, over every connection of the session
         self.resumable = True  # False once ended by a limit
+        self.language: str | None = None  # a capture session's language (its pipeline's), kept on resume
         self.recorder = None
         self.last_t = 0.0
 
@@ -158,10 +159,10 @@ class SessionTable:
         self.default: Session | None = None
         self.refusals: Counter = Counter({r: 0 for r in REFUSALS})
 
-    def _new(self, *, kind: str, source: str) -> Session:
+    def _new(self, *, kind: str, source: str, hello: dict | None = None) -> Session:
         sid = secrets.token_hex(8)
         config = dict(self._hello.get("config") or {}) | {"source": source}
-        hello = build_hello(self._hello | {"config": config, "session_kind": kind}, session=sid,
+        hello = build_hello(self._hello | (hello or {}) | {"config": config, "session_kind": kind}, session=sid,
                             history_seconds=self._history_seconds, stats_interval_s=self._stats_interval_s)
         session = Session(sid=sid, kind=kind, source=source, hello_text=encode(hello),
                           history_seconds=self._history_seconds, send=self._send)
@@ -185,11 +186,14 @@ class SessionTable:
     def live_captures(self) -> int:
         return sum(1 for s in self.sessions.values() if s.kind == "capture" and s.live)
 
-    def new_capture(self) -> Session | None:
-        """A new capture session, or None when ``max_sessions`` are live."""
+    def new_capture(self, *, language: str | None = None, hello: dict | None = None) -> Session | None:
+        """A new capture session in ``language`` (its pipeline's), its hello with ``hello``'s fields over the
+        server's (e.g. that language's model card); None when ``max_sessions`` are live."""
         if self.live_captures >= self._limits.max_sessions:
             return None
-        return self._new(kind="capture", source="browser")
+        session = self._new(kind="capture", source="browser", hello=hello)
+        session.language = language
+        return session
 
     def resumable(self, sid: str, key: str) -> Session | None:
         """The capture session ``sid`` if ``key`` is its key and it may be resumed; None if unknown or expired.

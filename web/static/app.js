@@ -117,6 +117,7 @@
     emo.session = msg.session || null;
     captureInfo = msg.capture || { enabled: false };
     updateMicButton();
+    updateLanguages();
     // Every hello restarts the view: the server replays its history right after it.
     series = makeSeries(labels.length);
     agg = makeAgg(labels.length);
@@ -315,6 +316,8 @@
   const micBtn = document.getElementById("mic-btn");
   const micProcessing = document.getElementById("mic-processing");
   const micStateEl = document.getElementById("mic-state");
+  const languageSelect = document.getElementById("language-select");
+  const LANGUAGE_NAMES = { any: "any language", en: "English" };
   let captureInfo = { enabled: false };
   let capture = null;  // {mic, session, key, acked, stopping, refused}
 
@@ -327,7 +330,23 @@
     micBtn.classList.toggle("live", !!capture);
     sessionSelect.disabled = !!capture;
     micProcessing.disabled = !!capture;
+    languageSelect.disabled = !!capture;  // a session keeps the language (the model) it started with
   }
+
+  // The languages this server offers (each picks an emotion model), its default first; none: no choice.
+  function updateLanguages() {
+    const offered = Array.isArray(captureInfo.languages) ? captureInfo.languages : [];
+    const keep = languageSelect.value;
+    const opts = d3.select(languageSelect).selectAll("option").data(offered, (d) => d);
+    opts.exit().remove();
+    opts.enter().append("option").merge(opts)
+      .attr("value", (d) => d).text((d) => LANGUAGE_NAMES[d] || d);
+    if (offered.includes(keep)) languageSelect.value = keep;
+    const show = captureInfo.enabled && offered.length > 1;
+    languageSelect.hidden = !show;
+    document.getElementById("language-label").hidden = !show;
+  }
+  window.EmoLanguage = () => (languageSelect.hidden ? null : languageSelect.value || null);
 
   function updateMicButton() {
     const needToken = captureInfo.token_required && !token;
@@ -365,6 +384,8 @@
       onOpen: (sock) => {
         setStatus("connected");
         const start = { type: "capture", v: 1, rate: capture.mic.rate, format: "f32le" };
+        const language = window.EmoLanguage();
+        if (language) start.language = language;  // a resumed session keeps its own
         if (capture.session) Object.assign(start, { session: capture.session, key: capture.key });  // resume
         sock.send(JSON.stringify(start));
       },

@@ -40,6 +40,8 @@
 
   function clipUrl(name) {
     const q = new URLSearchParams({ name });
+    const language = window.EmoLanguage ? window.EmoLanguage() : null;  // app.js's language choice
+    if (language) q.set("language", language);
     if (token) q.set("token", token);
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/clip?" + q.toString();
   }

@@ -110,6 +110,7 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
     res["bench_process_peak_rss_mb"] = self_peak_rss_mb()
     res["machine"] = machine_info(raw.get("pinned_cpu"), load_at_start=load_at_start)
     res["models"] = model_ids()
+    res["language"] = opts.language  # which emotion model the compute and reaction parts ran
     res["goals"] = check_goals(res)
     if "stalled_viewer" in res:
         from .viewers import viewer_goals

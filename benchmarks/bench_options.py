@@ -29,10 +29,15 @@ class BenchOptions:
     e2e: str = "auto"  # auto | vmic | file
     viewers: tuple[int, ...] = ()  # viewer counts of the stalled-viewer part; empty: skipped
     sessions: tuple[int, ...] = ()  # capturing-session counts (benchmarks.sessions); (0,): find; empty: skipped
+    language: str = "any"  # the emotion model of the compute and reaction parts (models.labels.LANGUAGES)
 
     def __post_init__(self):
         if not self.seconds >= 1.0:
             raise ValueError(f"--seconds must be at least 1, got {self.seconds}")
+        from models.labels import LANGUAGES
+
+        if self.language not in LANGUAGES:
+            raise ValueError(f"--language must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
         if self.e2e not in ("auto", "vmic", "file"):
             raise ValueError(f"--e2e must be auto, vmic or file, got {self.e2e!r}")
         if not all(1 <= n <= 5000 for n in self.viewers):

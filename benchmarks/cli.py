@@ -16,6 +16,8 @@ DESCRIPTION = ("Latency and throughput of the whole monitor on this machine: per
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from models.labels import LANGUAGES
+
     from ._util import DEFAULT_DATA, ROOT
 
     p.add_argument("--source", default=None, metavar="PATH|demo",
@@ -27,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", default=str(ROOT / "artifacts" / "bench.html"), metavar="OUT",
                    help="HTML report (default artifacts/bench.html; '' for none)")
     p.add_argument("--data", default=str(DEFAULT_DATA), metavar="DIR", help="corpus root (RAVDESS under it)")
+    p.add_argument("--language", choices=LANGUAGES, default="any",
+                   help="the emotion model the compute and reaction parts run (as `live --language`; the end-to-end "
+                        "and cold-start parts run the default one; default any)")
     g = p.add_argument_group("size of the run (defaults: the full benchmark, under 2 minutes)")
     g.add_argument("--clips", type=int, default=60, metavar="N",
                    help="clips per held-out actor in the reaction streams")
@@ -72,7 +77,7 @@ def options(args):
                         html_path=Path(args.html) if args.html else None,
                         clips_per_actor=args.clips, min_hops=args.hops, baseline_windows=args.baseline_windows,
                         baseline_hops=args.baseline_hops, e2e=args.e2e, viewers=args.viewers,
-                        sessions=args.sessions)
+                        sessions=args.sessions, language=args.language)
 
 
 def cmd_bench(args) -> int:

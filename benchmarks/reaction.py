@@ -162,7 +162,8 @@ def run_reaction(opts: BenchOptions, on_progress) -> tuple[dict, list]:
     """Part 3 of `bench`: reaction and timeline accuracy on each held-out actor's stream, with and without pauses."""
     from streamer.runner import build_pipeline
 
-    pipe = build_pipeline(source="file", live=False)  # the shipped models at their own window and hop
+    # the shipped models (the emotion model of the bench's --language) at their own window and hop
+    pipe = build_pipeline(source="file", live=False, language=opts.language)
     variants, timelines = {}, []
     jobs = [(a, p) for p in (True, False) for a in HELD_OUT_ACTORS]
     orders = {a: order_clips(heldout_clips(opts.data_dir, a), rng=np.random.default_rng(a), n=opts.clips_per_actor)

@@ -57,6 +57,7 @@ def test_bench_json_has_the_documented_keys_and_types(bench):
     assert all(isinstance(g["met"], bool) for g in res["goals"].values())
     assert res["window_ms"] >= res["hop_ms"] > 0 and res["updates_per_s"] > 0
     assert isinstance(res["machine"]["cpu_count"], int) and res["machine"]["pinned_cpu"] is not None
+    assert res["language"] == "any" and set(res["models"]) == {"emotion", "emotion-en", "gender"}
 
 
 def test_bench_html_report_has_the_charts(bench):
@@ -69,6 +70,18 @@ def test_bench_html_report_has_the_charts(bench):
 def test_bench_is_a_subcommand_of_emotion_monitor():
     args = build_parser().parse_args(["bench", "--seconds", "5", "--source", "demo"])
     assert args.func.__module__ == "benchmarks.cli" and args.seconds == 5 and args.source == "demo"
+
+
+def test_bench_language_picks_the_emotion_model_and_is_checked():
+    from benchmarks.bench_options import BenchOptions
+    from benchmarks.cli import options
+
+    assert options(build_parser().parse_args(["bench", "--language", "en"])).language == "en"
+    with pytest.raises(ValueError, match="--language must be one of any, en"):
+        BenchOptions(language="xx")
+    bad = subprocess.run([sys.executable, "-m", "benchmarks", "--language", "xx"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "invalid choice: 'xx'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def _u(emotion, onset):

@@ -28,7 +28,8 @@ def run_compute(wav: Path, opts: BenchOptions, workdir: Path, on_progress) -> di
     """Run benchmarks.compute on one core; its raw per-hop measurements."""
     cpu = _pinned_cpu()
     spec, out, err = workdir / "spec.json", workdir / "compute.json", workdir / "compute.err"
-    spec.write_text(json.dumps({"wav": str(wav), "language": opts.language, "min_hops": opts.min_hops, "baseline_hops": opts.baseline_hops,
+    spec.write_text(json.dumps({"wav": str(wav), "language": opts.language, "min_hops": opts.min_hops,
+                                "baseline_hops": opts.baseline_hops,
                                 "baseline_windows": opts.baseline_windows, "data_dir": str(opts.data_dir)}))
     # Pin before anything is imported, so every thread the child ever starts inherits the one core.
     boot = ("import os,sys,runpy;"

@@ -1,8 +1,8 @@
 """Label sets of the emotion and gender models, and mappings from the corpora's codes."""
 from __future__ import annotations
 
-__all__ = ["EMOTIONS", "GENDERS", "EMOTION_MODELS", "LANGUAGES", "emotion_model_name", "ravdess_emotion", "ravdess_gender", "ravdess_intensity", "tess_emotion",
-           "ased_emotion", "ASED_GENDER"]
+__all__ = ["EMOTIONS", "GENDERS", "EMOTION_MODELS", "LANGUAGES", "emotion_model_name", "ravdess_emotion",
+           "ravdess_gender", "ravdess_intensity", "tess_emotion", "ased_emotion", "ASED_GENDER"]
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 GENDERS: tuple[str, ...] = ("female", "male")
@@ -19,7 +19,8 @@ def emotion_model_name(language: str = "any") -> str:
     try:
         return EMOTION_MODELS[language]
     except KeyError:
-        raise ValueError(f"no emotion model for language {language!r} (expected one of {', '.join(LANGUAGES)})") from None
+        raise ValueError(f"no emotion model for language {language!r} "
+                         f"(expected one of {', '.join(LANGUAGES)})") from None
 
 # RAVDESS "calm" (02) has no counterpart in TESS and is acoustically close to neutral: merged.
 _RAVDESS_EMOTION = {"01": "neutral", "02": "neutral", "03": "happy", "04": "sad", "05": "angry",

@@ -92,6 +92,7 @@ def _summary(utts) -> dict:
 
 def run_train(args) -> int:
     from .cards import write_cards
+    from .evaluate import in_language
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -108,6 +109,9 @@ def run_train(args) -> int:
         print(f"{task} features: {int((~held[fs.clip]).sum())} windows from {int((~held).sum())} clips "
               f"({time.time() - t1:.0f} s)")
         for name, language in _models_of(task):
+            if language is not None and not in_language(fs.utts, language).any():
+                print(f"{name}: skipped (no {language} corpus in --data)")
+                continue
             summaries[name] = _train_one(name, task, language, fs, held, recipe, args, report)
         del fs   # the next task's features are as large: free these first
     write_cards(args.out, report=report, training=summaries, holdout=list(args.holdout), recipe=recipe)
@@ -196,7 +200,9 @@ def model_card(name: str, used, report: dict | None) -> dict:
         if lv:
             ua[c] = round(lv.get("session", lv["clip"])["ua"], 3)
     emotion = name != "gender"
-    what = ("7 emotions" + (" of English speech" if name.endswith("-en") else "")) if emotion else "voice gender (female/male)"
+    what = "voice gender (female/male)"
+    if emotion:
+        what = "7 emotions" + (" of English speech" if name.endswith("-en") else "")
     return {"name": f"voice-emotion-monitor {name}", "version": f"{date.today():%Y.%m.%d}",
             "date": f"{date.today():%Y-%m-%d}",
             "summary": f"{what}; MLP on pooled spectral and voice statistics"
@@ -232,7 +238,8 @@ LOCO = (("emotion", "ravdess"), ("emotion", "ased"), ("gender", "baved"))
 def run_evaluate(args) -> int:
     from rich.progress import Progress
 
-    from .evaluate import TASK_LABELS, CvRun, corpus_folds, cross_validate_many, in_language, random_folds, speaker_folds
+    from .evaluate import (TASK_LABELS, CvRun, corpus_folds, cross_validate_many, in_language, random_folds,
+                           speaker_folds)
 
     t0 = time.time()
     recipe = _recipe(args)

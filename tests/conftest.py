@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 
 import pytest
 
 from tests._corpus import SKIP_REASON, locate_corpus
 from tests.vmic import VirtualMicUnavailable, virtual_mic
+
+
+def pytest_configure(config):
+    # Several tests stop the commands they start with SIGINT (Ctrl-C) and check they end cleanly. A shell that
+    # runs the suite in the background (`./run.sh test &` in a script) starts it with SIGINT ignored, which
+    # every child would inherit, so none of them would stop: give the suite Python's own handler, whose
+    # children start with the default disposition.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config):

@@ -145,6 +145,10 @@ def test_pages_capture_their_microphones_as_independent_sessions(tmp_path):
         # (Past the first clip, whatever the capture's start offset in the file, the next label is the second's.)
         await _wait(first, "window.__emo.lastT > 3.5 && document.getElementById('current-emotion').textContent !== '—'")
         await first.wait_for_timeout(800)  # well inside the second clip's 1.7 s of speech
+        try:  # (a start offset that puts a pause here: wait a little for the label, only for the picture's sake)
+            await _wait(first, "document.getElementById('current-emotion').textContent !== '—'", timeout_s=3)
+        except TimeoutError:
+            pass
         await first.screenshot(path=str(tmp_path / "capture.png"))
         await first.wait_for_timeout(4000)  # the rest of the file, then some silence
         drawn = int(await first.locator("#timeline").get_attribute("data-points"))

@@ -160,7 +160,10 @@ def _run_dashboard(source, pipeline, kind, args, recorder, messages):
     from .dashboard import Dashboard
     from .runner import run
 
-    dash = Dashboard(pipeline.emotions, pipeline.genders, source=kind)
+    from .cards import model_card
+
+    dash = Dashboard(pipeline.emotions, pipeline.genders, source=kind,
+                     model=model_card(pipeline.emotion_model.metadata, fallback_name="emotion")["name"])
 
     def on_event(e):
         dash.update(e)

@@ -25,8 +25,9 @@ def _bar(p: float, width: int = 28) -> str:
 class Dashboard:
     """Keeps a short history and renders the current state; update() per event, render() per refresh."""
 
-    def __init__(self, emotions, genders, *, source: str, history: int = 60):
+    def __init__(self, emotions, genders, *, source: str, history: int = 60, model: str = ""):
         self.emotions, self.genders, self.source = tuple(emotions), tuple(genders), source
+        self.model = model  # the emotion model's name, so `--language` can be seen to have taken effect
         self.history: deque = deque(maxlen=history)  # (label or None, confidence)
         self.last: PredictionEvent | None = None
         self.probs: dict = {}  # last smoothed probabilities of speech, kept (dimmed) through pauses
@@ -85,7 +86,8 @@ class Dashboard:
         parts = [head, bars, Text.assemble(vad, "  ", level), Text("history ").append(self._sparkline()), footer]
         if self.message:
             parts.append(Text(self.message, style="yellow"))
-        return Panel(Group(*parts), title=title, subtitle="Ctrl-C to stop")
+        return Panel(Group(*parts), title=title,
+                     subtitle=f"{f'model: {self.model} · ' if self.model else ''}Ctrl-C to stop")
 
 
 def _losses(e: PredictionEvent) -> str:

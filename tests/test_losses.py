@@ -69,7 +69,7 @@ def test_dashboard_shows_the_loss_counters(pipeline):
     pipeline.reset()
     events = []
     run(_ListSource(seconds=4.0, gap=(1.0, 3.0)), pipeline, on_event=events.append)
-    dash = Dashboard(pipeline.emotions, pipeline.genders, source="mic")
+    dash = Dashboard(pipeline.emotions, pipeline.genders, source="mic", model="voice-emotion-monitor emotion-en")
     for event in events:
         dash.update(event)
         if event.gap:
@@ -78,6 +78,7 @@ def test_dashboard_shows_the_loss_counters(pipeline):
     Console(file=out, width=160, color_system=None).print(dash.render())
     text = out.getvalue()
     assert "CAPTURE GAP" in text and "capture gaps 1 (2.0 s)" in text
+    assert "model: voice-emotion-monitor emotion-en" in text   # which emotion model (--language) is running
 
 
 def _events_with_losses(n: int):

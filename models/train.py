@@ -272,7 +272,7 @@ def run_evaluate(args) -> int:
         res = report["tasks"][name]
         res["results"][split] = _split_results(cv, utts, task, split, corpora)
         if split == "speaker-independent":
-            res["folds"] = _fold_scores(cv, folds, task)
+            res["folds"] = _fold_scores(cv, folds, task, utts)
             res["calibration"] = _calibration(cv, task)
     report["seconds"] = round(time.time() - t0, 1)
     if args.experiments:
@@ -327,7 +327,8 @@ def _split_results(cv: dict, utts, task: str, split: str, corpora) -> dict:
     return out
 
 
-def _fold_scores(cv: dict, folds, task: str) -> list:
+def _fold_scores(cv: dict, folds, task: str, utts) -> list:
+    """Clip UA per fold, each named by the speakers it tested (a per-language run tests some of a fold's)."""
     from .evaluate import TASK_LABELS
     from .metrics import score
 
@@ -336,7 +337,10 @@ def _fold_scores(cv: dict, folds, task: str) -> list:
         m = cv["fold"] == fi
         if m.any():
             s = score(cv["clip_true"][m], cv["clip_probs"][m], len(TASK_LABELS[task]))
-            rows.append({"name": f.name, "ua": s.ua, "n": s.n})
+            tested = [utts[int(i)] for i in cv["clip"][m]]
+            speakers = Counter(c for c, _ in sorted({(u.corpus, u.speaker) for u in tested}))
+            name = f.name.split(":")[0] + ": " + ", ".join(f"{c} {n}" for c, n in sorted(speakers.items()))
+            rows.append({"name": name, "ua": s.ua, "n": s.n})
     return rows
 
 

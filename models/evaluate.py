@@ -71,11 +71,11 @@ def task_labels(utts, task: str) -> np.ndarray:
     return np.array([names.index(v) if v is not None else -1 for v in vals], dtype=np.int64)
 
 
-def in_language(utts, language: str | None) -> np.ndarray:
-    """(n_clips,) bool: the clips of the corpora in language (datasets.CORPUS_LANGUAGE; every clip for None)."""
+def in_language(utts, language: str = "any") -> np.ndarray:
+    """(n_clips,) bool: the clips of the corpora in language (datasets.CORPUS_LANGUAGE; every clip for "any")."""
     from .datasets import CORPUS_LANGUAGE
 
-    return np.array([language is None or CORPUS_LANGUAGE.get(u.corpus) == language for u in utts], bool)
+    return np.array([language == "any" or CORPUS_LANGUAGE.get(u.corpus) == language for u in utts], bool)
 
 
 def _speaker_ids(utts) -> np.ndarray:
@@ -134,7 +134,7 @@ class CvRun:
     task: str
     folds: list
     session: object = None
-    language: str | None = None
+    language: str = "any"
 
 
 def _fold_job(job: tuple[int, int]) -> dict | None:

@@ -92,7 +92,6 @@ def _summary(utts) -> dict:
 
 def run_train(args) -> int:
     from .cards import write_cards
-    from .evaluate import in_language
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -108,10 +107,7 @@ def run_train(args) -> int:
         fs = _features(utts, recipe, args, task)
         print(f"{task} features: {int((~held[fs.clip]).sum())} windows from {int((~held).sum())} clips "
               f"({time.time() - t1:.0f} s)")
-        for name, language in _models_of(task):
-            if language is not None and not in_language(fs.utts, language).any():
-                print(f"{name}: skipped (no {language} corpus in --data)")
-                continue
+        for name, language in _models_of(task, fs.utts):
             summaries[name] = _train_one(name, task, language, fs, held, recipe, args, report)
         del fs   # the next task's features are as large: free these first
     write_cards(args.out, report=report, training=summaries, holdout=list(args.holdout), recipe=recipe)
@@ -119,17 +115,24 @@ def run_train(args) -> int:
     return 0
 
 
-def _models_of(task: str) -> list[tuple[str, str | None]]:
-    """(model name, language or None for every language) of the models train writes for a task: one emotion
-    model per entry of labels.EMOTION_MODELS, one gender model."""
+def _models_of(task: str, utts) -> list[tuple[str, str]]:
+    """(model name, language) of the models train writes (and evaluate scores) for a task: one gender model,
+    and an emotion model per entry of labels.EMOTION_MODELS whose language has a corpus among utts."""
+    from .evaluate import in_language
     from .labels import EMOTION_MODELS
 
     if task == "gender":
-        return [("gender", None)]
-    return [(name, None if language == "any" else language) for language, name in EMOTION_MODELS.items()]
+        return [("gender", "any")]
+    kept = []
+    for language, name in EMOTION_MODELS.items():
+        if in_language(utts, language).any():
+            kept.append((name, language))
+        else:
+            print(f"{name}: skipped (no {language} corpus in --data)")
+    return kept
 
 
-def _train_one(name: str, task: str, language: str | None, fs, held: np.ndarray, recipe, args, report) -> dict:
+def _train_one(name: str, task: str, language: str, fs, held: np.ndarray, recipe, args, report) -> dict:
     """Fit, export and check one model on the rows of fs its language keeps; -> its training summary."""
     from dsp.gate import SPEECH_GATE
 
@@ -155,7 +158,7 @@ def _train_one(name: str, task: str, language: str | None, fs, held: np.ndarray,
     meta = model_metadata(labels=TASK_LABELS[task], window_ms=recipe.window_ms, hop_ms=recipe.hop_ms,
                           normalisation=norm, recipe=_recipe_json(recipe), training=dict(
                               _summary(used), held_out_speakers=list(args.holdout), seed=args.seed,
-                              language=language or "any"),
+                              language=language),
                           gate=f"{GATE_VERSION}: dsp.gate.SpeechGate, VAD speech in >= "
                                f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
                                f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
@@ -238,8 +241,7 @@ LOCO = (("emotion", "ravdess"), ("emotion", "ased"), ("gender", "baved"))
 def run_evaluate(args) -> int:
     from rich.progress import Progress
 
-    from .evaluate import (TASK_LABELS, CvRun, corpus_folds, cross_validate_many, in_language, random_folds,
-                           speaker_folds)
+    from .evaluate import TASK_LABELS, CvRun, corpus_folds, cross_validate_many, random_folds, speaker_folds
 
     t0 = time.time()
     recipe = _recipe(args)
@@ -254,11 +256,11 @@ def run_evaluate(args) -> int:
     # (model name, task, language, split, folds, session runner): every model train writes, on speaker folds
     # (a per-language model only on its language's corpora), then the cross-corpus and random-split runs.
     runs = [(name, task, language, "speaker-independent", s_folds, session)
-            for task in ("emotion", "gender") for name, language in _models_of(task)
-            if language is None or any(in_language(utts, language))]
-    runs += [(task, task, None, f"without {c} (cross-corpus)", corpus_folds(utts, [c]), session) for task, c in loco]
+            for task in ("emotion", "gender") for name, language in _models_of(task, utts)]
+    runs += [(task, task, "any", f"without {c} (cross-corpus)", corpus_folds(utts, [c]), session)
+             for task, c in loco]
     if not args.no_random:
-        runs += [(task, task, None, "random split (speakers leak)", random_folds(utts, seed=args.seed), None)
+        runs += [(task, task, "any", "random split (speakers leak)", random_folds(utts, seed=args.seed), None)
                  for task in ("emotion", "gender")]
     for name, task, *_ in runs:
         report["tasks"].setdefault(name, {"labels": list(TASK_LABELS[task]), "results": {}, "folds": []})

@@ -28,8 +28,9 @@ from .encoder import ENCODER_DIM, ENCODER_STREAM
 __all__ = ["Augment", "FeatureSet", "load_audio", "augment_audio", "featurize",
            "default_cache_dir", "GATE_VERSION", "speech_windows"]
 
-GATE_VERSION = "vad-3+voiced"  # 2: 40 Hz high-pass ahead of the VAD; noise floor pulled down to the level's dips;
+GATE_VERSION = "vad-4+voiced"  # 2: 40 Hz high-pass ahead of the VAD; noise floor pulled down to the level's dips;
                                # 3: a stream that starts voiced keeps its floor low until an unvoiced frame;
+                               # 4: a stream that opens inside a voice starts its floor at the first 0.5 s's deepest dip;
                                # +voiced: dsp.gate's voicing rule (applied to the cached vectors)
 
 

@@ -104,6 +104,10 @@ class Pipeline:
         self._vad = _make_vad(config, feature_config)
         self._win = FrameWindower(feature_config, window_ms=config.window_ms, hop_ms=config.hop_ms,
                                   min_window_ms=config.min_window_ms)
+        if self._vad.start_hold_frames > self._win.min_frames:
+            # The first windows would be gated before any of their frames had a decision.
+            raise ConfigError(f"the VAD's start hold ({self._vad.start_hold_frames} frames) outlasts the first window "
+                              f"({self._win.min_frames} frames, min_window_ms={config.min_window_ms:g})")
         self._ledger = _SpeechLedger(self._win.window_frames + _LEDGER_SLACK)
         self._chunk = (_LEDGER_SLACK - self._vad.delay_frames - 1) * feature_config.hop_length
         self._emo = ExpSmoother(time_constant_s=config.time_constant_s)

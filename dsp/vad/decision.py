@@ -28,6 +28,13 @@ class VadResult:
         return int(self.prob.shape[0])
 
 
+def _joined(a: VadResult, b: VadResult) -> VadResult:
+    """Two consecutive results as one (b starts where a ends)."""
+    if b.start != a.start + a.n:
+        raise ValueError(f"results are not consecutive: {a.start}+{a.n} then {b.start}")
+    return VadResult(start=a.start, prob=np.concatenate((a.prob, b.prob)),
+                     speech=np.concatenate((a.speech, b.speech)), events=a.events + b.events)
+
 
 class _Decider:
     """Delays probabilities by config.lookahead_frames and turns them into final decisions and events."""

@@ -13,9 +13,10 @@ import numpy as np
 from ..config import FeatureConfig
 from ..features import mel_frequencies
 from ..stream import FeatureFrames
-from ._kernels import _N_FEATURES, _N_STATE, _speech_prob_frames
+from ._kernels import (_FLAT, _FLOOR, _LEVEL, _MEAN_FLAT, _N_FEATURES, _N_STATE, _PRIMED, _VAR_FLAT, _VAR_LEVEL,
+                       _speech_prob_frames)
 from .config import VadConfig, _check_frame_ms
-from .decision import VadResult, _Decider
+from .decision import VadResult, _Decider, _joined
 
 
 class StreamingVad:
@@ -59,8 +60,14 @@ class StreamingVad:
 
     @property
     def delay_frames(self) -> int:
-        """Frames by which final decisions trail the newest frame pushed: the decision lookahead."""
+        """Frames by which final decisions trail the newest frame pushed: the decision lookahead (after the first
+        start_hold_frames of a stream; until then no decision is final)."""
         return self.config.lookahead_frames
+
+    @property
+    def start_hold_frames(self) -> int:
+        """Frames at the start of a stream whose probabilities wait until all of them have arrived."""
+        return self.config.start_hold_frames
 
     def advance(self, *, samples: np.ndarray, frames: FeatureFrames) -> VadResult:
         """The common VAD step (see ``make_vad``): this VAD reads the extractor's frames."""
@@ -70,13 +77,17 @@ class StreamingVad:
         """Forget the noise statistics and pending decisions; the next push must start at frame 0."""
         self._state = np.zeros(_N_STATE, dtype=np.float64)
         self._next_frame = 0
+        self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # the start hold's (log_mel, power, voiced)
         self._decider.reset()
 
     def probabilities(self, frames: FeatureFrames, out_features: np.ndarray | None = None) -> np.ndarray:
-        """Advance the noise floors over `frames`; (n,) float32 undelayed probabilities (no decisions).
+        """Advance the noise floors over `frames`; float32 undelayed probabilities of the frames released: all of
+        `frames` once the stream is past its start hold, none while it is in it, and the whole hold at once when
+        its last frame arrives (no decisions).
 
         Used by push; out_features, if given, (n, 3) float64, receives the features of the logistic
-        (energy SNR dB, energy z-score, flatness z-score), for tuning.
+        (energy SNR dB, energy z-score, flatness z-score), for tuning: a push that releases exactly its own
+        frames (the whole stream at once, or any push after the hold).
         """
         self._check_frames(frames)
         n = frames.n
@@ -87,21 +98,64 @@ class StreamingVad:
         power = np.ascontiguousarray(frames.power)
         # Without the extractor's voice analysis (voice=False) no frame counts as voiced.
         voiced = np.zeros(n, dtype=np.bool_) if frames.voice is None else np.isfinite(frames.voice[0])
-        prob = np.empty(n, dtype=np.float64)
-        feat = np.empty((n, _N_FEATURES), dtype=np.float64) if out_features is None else out_features
-        _speech_prob_frames(log_mel, power, voiced, self._lo, self._hi, self._kparams, self._state, prob, feat)
+        first, hold = self._next_frame, self.config.start_hold_frames
         self._next_frame += n
-        return prob.astype(np.float32)
+        k = min(n, max(0, hold - first))   # frames of this push inside the start hold
+        if k:
+            self._held.append((log_mel[:k], power[:k].copy(), voiced[:k]))  # power may be the caller's
+            if first + k < hold:   # the hold is not complete yet: nothing is released
+                if out_features is not None:
+                    raise ValueError("out_features needs a push that releases its own frames (this one is held)")
+                return np.zeros(0, dtype=np.float32)
+            if out_features is not None and len(self._held) > 1:
+                raise ValueError("out_features needs a push that releases its own frames (an earlier push was held)")
+        feat = np.empty((n, _N_FEATURES), dtype=np.float64) if out_features is None else out_features
+        probs = [self._release_start(feat[:k])] if k else []
+        probs.append(self._run(log_mel[k:], power[k:], voiced[k:], feat[k:]))
+        return np.concatenate(probs).astype(np.float32)
+
+    def _run(self, log_mel, power, voiced, feat) -> np.ndarray:
+        prob = np.empty(power.shape[0], dtype=np.float64)
+        _speech_prob_frames(log_mel, power, voiced, self._lo, self._hi, self._kparams, self._state, prob, feat)
+        return prob
+
+    def _release_start(self, feat: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of the held first frames: from the deepest dip between syllables if the stream opened
+        inside a voice, else exactly as if they had been pushed one by one."""
+        log_mel, power, voiced = (np.concatenate(a) for a in zip(*self._held))
+        self._held = []
+        c = self.config
+        if (voiced[:c.start_head_frames].mean() >= c.start_head_voiced
+                and voiced.mean() >= c.start_hold_voiced):
+            level, flat = self._smoothed(log_mel, power)
+            j = int(np.argmin(level))
+            self._state[[_FLOOR, _VAR_LEVEL, _MEAN_FLAT, _VAR_FLAT, _PRIMED]] = level[j], 1.0, flat[j], 1.0, 1.0
+        if feat is None or feat.shape[0] != power.shape[0]:
+            feat = np.empty((power.shape[0], _N_FEATURES), dtype=np.float64)
+        return self._run(log_mel, power, voiced, feat)
+
+    def _smoothed(self, log_mel, power) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's smoothed level and flatness after each frame, from a fresh state (a scratch pass)."""
+        state, n = np.zeros(_N_STATE, dtype=np.float64), power.shape[0]
+        level, flat = np.empty(n), np.empty(n)
+        prob, feat, unvoiced = np.empty(1), np.empty((1, _N_FEATURES)), np.zeros(1, dtype=np.bool_)
+        for i in range(n):
+            _speech_prob_frames(log_mel[i:i + 1], power[i:i + 1], unvoiced, self._lo, self._hi, self._kparams,
+                                state, prob, feat)
+            level[i], flat[i] = state[_LEVEL], state[_FLAT]
+        return level, flat
 
     def push(self, frames: FeatureFrames) -> VadResult:
         """Consume the extractor's next frames; return the frames whose decision became final."""
         return self._decider.push(self.probabilities(frames))
 
     def flush(self) -> VadResult:
-        """End of stream: final decisions for the last lookahead frames, then reset()."""
+        """End of stream: final decisions for the last lookahead frames (and a start hold never completed: a
+        stream shorter than start_hold_ms), then reset()."""
+        head = self._decider.push(self._release_start().astype(np.float32)) if self._held else None
         result = self._decider.flush()
         self.reset()
-        return result
+        return result if head is None else _joined(head, result)
 
     def _check_frames(self, frames: FeatureFrames) -> None:
         if frames.start != self._next_frame:

@@ -77,6 +77,11 @@ class SileroVad:
         """Frames by which final decisions trail the newest frame pushed: chunk delay plus decision lookahead."""
         return self.config.lookahead_frames + self.probability_delay_frames
 
+    @property
+    def start_hold_frames(self) -> int:
+        """No start hold: silero's probabilities need no noise floor."""
+        return 0
+
     def advance(self, *, samples: np.ndarray, frames: FeatureFrames) -> VadResult:
         """The common VAD step (see ``make_vad``): this VAD reads the samples."""
         return self.push(samples)

@@ -34,13 +34,14 @@ class VadConfig:
       first frame is voiced (the extractor's f0: it starts inside a vowel) keeps its floor at min_level_db
       until its first unvoiced frame, at most voiced_start_ms (a hum is periodic too; 0 turns this off);
     * start of stream: the probabilities of the first start_hold_ms of a stream are held back and computed
-      together once that much has arrived. If the stream opened inside a voice (at least start_head_voiced of
-      its first start_head_ms voiced, and start_hold_voiced of the held frames), the floor starts at the
-      lowest smoothed level of the held frames, the deepest dip between its syllables, instead of learning the
-      talker as noise; otherwise the held frames go through exactly as they would have one by one. Babble opens
-      with far fewer voiced frames (its talkers' pitches blur), so it keeps its floor. Final decisions then
-      trail by start_hold_ms at the start (never more than the lookahead after it), so the hold must not
-      outlast the first window a pipeline gates (0 turns this off);
+      together once that much has arrived. If the stream opened inside a voice (at least start_loud_voiced of
+      the held frames' loudest 40 % voiced, and their smoothed level spread over start_spread_db from its
+      minimum to its 90th percentile: syllables and the dips between them), the floor starts at the lowest
+      smoothed level of the held frames, the deepest dip between syllables, instead of learning the talker as
+      noise; otherwise the held frames go through exactly as they would have one by one. Babble's loud frames
+      are seldom voiced (its talkers' pitches blur), so it keeps its floor. Final decisions then trail by
+      start_hold_ms at the start (never more than the lookahead after it), so the hold must not outlast the
+      first window a pipeline gates (0 turns this off);
     * energy z-score: the SNR over the noise's own spread, the rms of the SNR in noise-like frames
       (within noise_near_db of the floor or noise_z_gate spreads of it; EMA of noise_var_ms;
       noise_var_min_db2 keeps it above zero). A steady noise has a small spread, so weak speech stands
@@ -79,9 +80,8 @@ class VadConfig:
     young_ms: float = 2000.0
     voiced_start_ms: float = 500.0
     start_hold_ms: float = 500.0
-    start_head_ms: float = 100.0
-    start_head_voiced: float = 0.7
-    start_hold_voiced: float = 0.4
+    start_loud_voiced: float = 0.6
+    start_spread_db: float = 10.0
     min_rise_db_per_s: float = 2.0
     bias: float = -2.301
     w_energy_snr: float = 0.2687
@@ -102,11 +102,8 @@ class VadConfig:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.hangover_ms > self.min_silence_ms:
             raise ValueError(f"hangover_ms ({self.hangover_ms}) cannot exceed min_silence_ms ({self.min_silence_ms})")
-        if self.start_head_ms <= 0 or (self.start_hold_ms > 0 and self.start_head_ms > self.start_hold_ms):
-            raise ValueError(f"need 0 < start_head_ms <= start_hold_ms, got {self.start_head_ms}, {self.start_hold_ms}")
-        for name in ("start_head_voiced", "start_hold_voiced"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.start_loud_voiced <= 1.0:
+            raise ValueError(f"start_loud_voiced must be in [0, 1], got {self.start_loud_voiced}")
         if not 0.0 <= self.speech_fmin < self.speech_fmax:
             raise ValueError(f"need 0 <= speech_fmin < speech_fmax, got {self.speech_fmin}, {self.speech_fmax}")
 
@@ -132,10 +129,6 @@ class VadConfig:
     @property
     def start_hold_frames(self) -> int:
         return self._frames(self.start_hold_ms)
-
-    @property
-    def start_head_frames(self) -> int:
-        return max(1, self._frames(self.start_head_ms))
 
     @property
     def lookahead_frames(self) -> int:

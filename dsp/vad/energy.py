@@ -18,6 +18,8 @@ from ._kernels import (_FLAT, _FLOOR, _LEVEL, _MEAN_FLAT, _N_FEATURES, _N_STATE,
 from .config import VadConfig, _check_frame_ms
 from .decision import VadResult, _Decider, _joined
 
+_START_LOUD_PERCENT = 40.0   # the start hold's "loud" frames: the vowels of a talker, the peaks of babble
+
 
 class StreamingVad:
     """Push-style VAD over ``StreamingFeatures`` frames.
@@ -124,15 +126,19 @@ class StreamingVad:
         inside a voice, else exactly as if they had been pushed one by one."""
         log_mel, power, voiced = (np.concatenate(a) for a in zip(*self._held))
         self._held = []
-        c = self.config
-        if (voiced[:c.start_head_frames].mean() >= c.start_head_voiced
-                and voiced.mean() >= c.start_hold_voiced):
-            level, flat = self._smoothed(log_mel, power)
+        level, flat = self._smoothed(log_mel, power)
+        if self._opened_in_voice(level, voiced):
             j = int(np.argmin(level))
             self._state[[_FLOOR, _VAR_LEVEL, _MEAN_FLAT, _VAR_FLAT, _PRIMED]] = level[j], 1.0, flat[j], 1.0, 1.0
         if feat is None or feat.shape[0] != power.shape[0]:
             feat = np.empty((power.shape[0], _N_FEATURES), dtype=np.float64)
         return self._run(log_mel, power, voiced, feat)
+
+    def _opened_in_voice(self, level: np.ndarray, voiced: np.ndarray) -> bool:
+        """Mostly voiced where loud, with deep dips: a talker from the first frame, not babble or a steady noise."""
+        loud = level >= np.percentile(level, 100.0 - _START_LOUD_PERCENT)
+        spread = np.percentile(level, 90.0) - level.min()
+        return bool(voiced[loud].mean() >= self.config.start_loud_voiced and spread >= self.config.start_spread_db)
 
     def _smoothed(self, log_mel, power) -> tuple[np.ndarray, np.ndarray]:
         """The kernel's smoothed level and flatness after each frame, from a fresh state (a scratch pass)."""

@@ -151,6 +151,15 @@ def test_silero_backend_gates_the_same_clip(models, speech, block):
     assert flags == ref  # block-size independent with silero too
 
 
+def test_a_vad_start_hold_longer_than_the_first_window_is_refused(models):
+    """The first windows would be gated before any of their frames had a decision."""
+    from dsp.vad import VadConfig
+    from streamer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="start hold"):
+        Pipeline(*models, config=PipelineConfig(vad=VadConfig(start_hold_ms=800.0)))
+
+
 def test_unknown_vad_backend_is_rejected():
     with pytest.raises(ValueError, match="vad_backend"):
         PipelineConfig(vad_backend="webrtc")

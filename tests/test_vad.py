@@ -130,6 +130,7 @@ def test_random_blocks_equal_one_push(seed):
 
 
 def test_results_are_contiguous_and_delayed_by_the_lookahead():
+    """Final decisions trail by the lookahead, after the start hold (none is final before its end)."""
     y = _burst_signal()
     fx, vad = dsp.StreamingFeatures(), StreamingVad()
     expected_start = 0
@@ -138,7 +139,8 @@ def test_results_are_contiguous_and_delayed_by_the_lookahead():
         res = vad.push(frames)
         assert isinstance(res, VadResult) and res.start == expected_start
         expected_start += res.n
-        assert expected_start == max(0, frames.start + frames.n - vad.lookahead_frames)
+        end = frames.start + frames.n
+        assert expected_start == (0 if end < vad.start_hold_frames else max(0, end - vad.lookahead_frames))
     tail = vad.flush()
     assert tail.start == expected_start and expected_start + tail.n == fx.frames_done
     assert VadConfig().lookahead_ms <= 200
@@ -179,6 +181,14 @@ def test_input_checks():
         VadConfig(hangover_ms=300.0, min_silence_ms=200.0)
     with pytest.raises(ValueError, match="frame_ms"):
         StreamingVad(VadConfig(frame_ms=20.0))
+    with pytest.raises(ValueError, match="start_hold_ms"):
+        VadConfig(start_hold_ms=-1.0)
+    with pytest.raises(ValueError, match="start_loud_voiced"):
+        VadConfig(start_loud_voiced=1.5)
+    with pytest.raises(ValueError, match="is held"):   # the tuning features need the frames of the push itself
+        StreamingVad().probabilities(dsp.FeatureFrames(start=0, log_mel=frames.log_mel[:, :10],
+                                                       mfcc=frames.mfcc[:, :10], power=frames.power[:10]),
+                                     out_features=np.empty((10, 3)))
     with pytest.raises(ValueError, match="sr"):
         speech_mask(np.zeros(SR, dtype=np.float32), sr=8000, feature_config=dsp.FeatureConfig())
 

@@ -15,9 +15,11 @@ its central hop, [i*hop + (n_fft - hop)/2, (i+1)*hop + (n_fft - hop)/2) / sr.
 Decision latency: the decision for frame i is final when it is emitted, ``lookahead_frames`` frames
 after frame i arrived: max(min_speech + speech_pad - 1, min_silence - 1) frames, 190 ms with the
 default VadConfig (plus the frame's own 32 ms of audio). Probabilities are emitted with the same
-delay so that ``prob`` and ``speech`` of a VadResult describe the same frames. Segment edges: a
-start is found up to speech_pad_ms early; an end is reported hangover_ms + ~20 ms (the level's
-release) after the sound falls back to the noise.
+delay so that ``prob`` and ``speech`` of a VadResult describe the same frames. Ours also holds a stream's
+first ``start_hold_frames`` (500 ms) until all of them have arrived, to see whether it opened inside a
+voice (VadConfig); those frames are then emitted together, and from then on the usual lookahead
+applies. Segment edges: a start is found up to speech_pad_ms early; an end is reported hangover_ms +
+~20 ms (the level's release) after the sound falls back to the noise.
 
 One concern per module: config (VadConfig), _kernels (the numba kernels), decision (VadResult and the
 state machine both backends share), energy (StreamingVad), silero (SileroVad, SILERO_CONFIG), backends

@@ -96,8 +96,8 @@ class VadConfig:
                      "noise_var_ms", "noise_var_min_db2", "frame_ms", "snr_cap_db"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("hangover_ms", "speech_pad_ms", "voiced_start_ms", "start_hold_ms", "smooth_ms", "release_ms", "noise_near_db",
-                     "noise_z_gate"):
+        for name in ("hangover_ms", "speech_pad_ms", "voiced_start_ms", "start_hold_ms", "smooth_ms", "release_ms",
+                     "noise_near_db", "noise_z_gate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.hangover_ms > self.min_silence_ms:

@@ -55,7 +55,7 @@ def test_stream_starting_at_the_first_speech_frame():
 def test_stream_starting_inside_a_vowel():
     """Clips cut to start at their first voiced frame (dsp.descriptive.f0's voicing): the first frames are a
     voice, so the start hold begins the noise floor at the deepest dip of the first 0.5 s instead of learning the
-    talker as noise. Measured on these 11 clips: 0.957; 0.757 without the start hold (the floor waiting for an
+    talker as noise. Measured on these 11 clips: 0.972; 0.757 without the start hold (the floor waiting for an
     unvoiced frame alone), 0.589 with neither rule."""
     pairs = [voiced_start(y) for y in _clips()]
     shipped = _recall(pairs)

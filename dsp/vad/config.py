@@ -38,7 +38,9 @@ class VadConfig:
       the held frames' loudest 40 % voiced, and their smoothed level spread over start_spread_db from its
       minimum to its 90th percentile: syllables and the dips between them), the floor starts at the lowest
       smoothed level of the held frames, the deepest dip between syllables, instead of learning the talker as
-      noise; otherwise the held frames go through exactly as they would have one by one. Babble's loud frames
+      noise, and clear_below_db under it when the voice is clear (start_clear_voiced and start_clear_spread_db:
+      a talker's quiet ends of words lie under the dips between their syllables); otherwise the held frames go
+      through exactly as they would have one by one. Babble's loud frames
       are seldom voiced (its talkers' pitches blur), so it keeps its floor. Final decisions then trail by
       start_hold_ms at the start (never more than the lookahead after it), so the hold must not outlast the
       first window a pipeline gates (0 turns this off);
@@ -82,6 +84,9 @@ class VadConfig:
     start_hold_ms: float = 500.0
     start_loud_voiced: float = 0.6
     start_spread_db: float = 10.0
+    start_clear_voiced: float = 0.8
+    start_clear_spread_db: float = 14.0
+    start_clear_below_db: float = 6.0
     min_rise_db_per_s: float = 2.0
     bias: float = -2.301
     w_energy_snr: float = 0.2687
@@ -96,14 +101,15 @@ class VadConfig:
                      "noise_var_ms", "noise_var_min_db2", "frame_ms", "snr_cap_db"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("hangover_ms", "speech_pad_ms", "voiced_start_ms", "start_hold_ms", "smooth_ms", "release_ms",
-                     "noise_near_db", "noise_z_gate"):
+        for name in ("hangover_ms", "speech_pad_ms", "voiced_start_ms", "start_hold_ms", "start_clear_below_db",
+                     "smooth_ms", "release_ms", "noise_near_db", "noise_z_gate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.hangover_ms > self.min_silence_ms:
             raise ValueError(f"hangover_ms ({self.hangover_ms}) cannot exceed min_silence_ms ({self.min_silence_ms})")
-        if not 0.0 <= self.start_loud_voiced <= 1.0:
-            raise ValueError(f"start_loud_voiced must be in [0, 1], got {self.start_loud_voiced}")
+        for name in ("start_loud_voiced", "start_clear_voiced"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.speech_fmin < self.speech_fmax:
             raise ValueError(f"need 0 <= speech_fmin < speech_fmax, got {self.speech_fmin}, {self.speech_fmax}")
 

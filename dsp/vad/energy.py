@@ -127,18 +127,26 @@ class StreamingVad:
         log_mel, power, voiced = (np.concatenate(a) for a in zip(*self._held))
         self._held = []
         level, flat = self._smoothed(log_mel, power)
-        if self._opened_in_voice(level, voiced):
+        below = self._start_floor_below(level, voiced)
+        if below is not None:
             j = int(np.argmin(level))
-            self._state[[_FLOOR, _VAR_LEVEL, _MEAN_FLAT, _VAR_FLAT, _PRIMED]] = level[j], 1.0, flat[j], 1.0, 1.0
+            self._state[[_FLOOR, _VAR_LEVEL, _MEAN_FLAT, _VAR_FLAT, _PRIMED]] = level[j] - below, 1.0, flat[j], 1.0, 1.0
         if feat is None or feat.shape[0] != power.shape[0]:
             feat = np.empty((power.shape[0], _N_FEATURES), dtype=np.float64)
         return self._run(log_mel, power, voiced, feat)
 
-    def _opened_in_voice(self, level: np.ndarray, voiced: np.ndarray) -> bool:
-        """Mostly voiced where loud, with deep dips: a talker from the first frame, not babble or a steady noise."""
-        loud = level >= np.percentile(level, 100.0 - _START_LOUD_PERCENT)
+    def _start_floor_below(self, level: np.ndarray, voiced: np.ndarray) -> float | None:
+        """dB under the held frames' deepest dip at which the floor starts if the stream opened inside a voice
+        (mostly voiced where loud, with deep dips: a talker from the first frame, not babble or a steady noise),
+        else None."""
+        c = self.config
+        voiced_loud = voiced[level >= np.percentile(level, 100.0 - _START_LOUD_PERCENT)].mean()
         spread = np.percentile(level, 90.0) - level.min()
-        return bool(voiced[loud].mean() >= self.config.start_loud_voiced and spread >= self.config.start_spread_db)
+        if voiced_loud >= c.start_clear_voiced and spread >= c.start_clear_spread_db:
+            return c.start_clear_below_db
+        if voiced_loud >= c.start_loud_voiced and spread >= c.start_spread_db:
+            return 0.0
+        return None
 
     def _smoothed(self, log_mel, power) -> tuple[np.ndarray, np.ndarray]:
         """The kernel's smoothed level and flatness after each frame, from a fresh state (a scratch pass)."""

@@ -96,8 +96,9 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
         res.update(comp)
         reaction, timelines = run_reaction(opts, update("reaction"))
         res.update(reaction)
-        res.update(run_cold_start(opts.data_dir, update("cold")))
-        e2e, e2e_samples = run_e2e(wav, seconds=y.size / SR, mode=opts.e2e, on_progress=update("e2e"))
+        res.update(run_cold_start(opts.data_dir, update("cold"), language=opts.language))
+        e2e, e2e_samples = run_e2e(wav, seconds=y.size / SR, mode=opts.e2e, on_progress=update("e2e"),
+                                   language=opts.language)
         res.update(e2e)
         if opts.viewers:
             from .viewers import run_viewers
@@ -110,7 +111,7 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
     res["bench_process_peak_rss_mb"] = self_peak_rss_mb()
     res["machine"] = machine_info(raw.get("pinned_cpu"), load_at_start=load_at_start)
     res["models"] = model_ids()
-    res["language"] = opts.language  # which emotion model the compute and reaction parts ran
+    res["language"] = opts.language  # which emotion model every part ran
     res["goals"] = check_goals(res)
     if "stalled_viewer" in res:
         from .viewers import viewer_goals

@@ -29,7 +29,7 @@ class BenchOptions:
     e2e: str = "auto"  # auto | vmic | file
     viewers: tuple[int, ...] = ()  # viewer counts of the stalled-viewer part; empty: skipped
     sessions: tuple[int, ...] = ()  # capturing-session counts (benchmarks.sessions); (0,): find; empty: skipped
-    language: str = "any"  # the emotion model of the compute and reaction parts (models.labels.LANGUAGES)
+    language: str = "any"  # the emotion model every part runs (models.labels.LANGUAGES)
 
     def __post_init__(self):
         if not self.seconds >= 1.0:

@@ -30,8 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="HTML report (default artifacts/bench.html; '' for none)")
     p.add_argument("--data", default=str(DEFAULT_DATA), metavar="DIR", help="corpus root (RAVDESS under it)")
     p.add_argument("--language", choices=LANGUAGES, default="any",
-                   help="the emotion model the compute and reaction parts run (as `live --language`; the end-to-end "
-                        "and cold-start parts run the default one; default any)")
+                   help="the emotion model every part runs (as `live --language`; default any)")
     g = p.add_argument_group("size of the run (defaults: the full benchmark, under 2 minutes)")
     g.add_argument("--clips", type=int, default=60, metavar="N",
                    help="clips per held-out actor in the reaction streams")

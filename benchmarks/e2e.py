@@ -41,7 +41,7 @@ async def _e2e_client(port: int, *, expect_source: str, play, seconds: float, on
     return rows
 
 
-def run_e2e(wav: Path, *, seconds: float, mode: str, on_progress) -> tuple[dict, list]:
+def run_e2e(wav: Path, *, seconds: float, mode: str, on_progress, language: str = "any") -> tuple[dict, list]:
     """End-to-end latency through the virtual microphone (or a paced file): statistics and the samples."""
     note = None
     if mode in ("auto", "vmic"):
@@ -49,19 +49,20 @@ def run_e2e(wav: Path, *, seconds: float, mode: str, on_progress) -> tuple[dict,
 
         try:
             with virtual_mic() as mic:
-                return _e2e(wav, seconds=seconds, mic=mic, on_progress=on_progress)
+                return _e2e(wav, seconds=seconds, mic=mic, on_progress=on_progress, language=language)
         except VirtualMicUnavailable as exc:
             if mode == "vmic":
                 raise BenchError(f"virtual microphone unavailable: {exc}") from None
             note = f"virtual microphone unavailable ({exc}); paced file instead"
-    res, samples = _e2e(wav, seconds=seconds, mic=None, on_progress=on_progress)
+    res, samples = _e2e(wav, seconds=seconds, mic=None, on_progress=on_progress, language=language)
     if note:
         res["e2e_note"] = note
     return res, samples
 
 
-def _e2e(wav: Path, *, seconds: float, mic, on_progress) -> tuple[dict, list]:
-    server = ServerProcess(["--source", "mic"] if mic is not None else ["--source", str(wav), "--loop"])
+def _e2e(wav: Path, *, seconds: float, mic, on_progress, language: str) -> tuple[dict, list]:
+    source = ["--source", "mic"] if mic is not None else ["--source", str(wav), "--loop"]
+    server = ServerProcess([*source, "--language", language])
     try:
         port = server.wait_ready()
 

@@ -58,6 +58,7 @@ def test_bench_json_has_the_documented_keys_and_types(bench):
     assert res["window_ms"] >= res["hop_ms"] > 0 and res["updates_per_s"] > 0
     assert isinstance(res["machine"]["cpu_count"], int) and res["machine"]["pinned_cpu"] is not None
     assert res["language"] == "any" and set(res["models"]) == {"emotion", "emotion-en", "gender"}
+    assert res["cold_start_emotion_model"] == "emotion"
 
 
 def test_bench_html_report_has_the_charts(bench):
@@ -70,6 +71,15 @@ def test_bench_html_report_has_the_charts(bench):
 def test_bench_is_a_subcommand_of_emotion_monitor():
     args = build_parser().parse_args(["bench", "--seconds", "5", "--source", "demo"])
     assert args.func.__module__ == "benchmarks.cli" and args.seconds == 5 and args.source == "demo"
+
+
+def test_cold_start_runs_the_emotion_model_of_the_language():
+    """Two fresh interpreters to the first prediction on the committed held-out clip, with the English model."""
+    from benchmarks.cold_start import run_cold_start
+
+    res = run_cold_start(FIXTURES, lambda done, total: None, language="en")
+    assert res["cold_start_emotion_model"] == "emotion-en"
+    assert res["cold_start_s"] > 0 and res["peak_rss_mb"] > 0
 
 
 def test_bench_language_picks_the_emotion_model_and_is_checked():

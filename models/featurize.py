@@ -178,9 +178,13 @@ class FeatureSet:
 
 def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
     h = hashlib.sha256()
+    from dsp.vad import VadConfig
+
+    # The VAD's every parameter, not only the gate's version name: a tuning run that kept the name once reused
+    # the features of a rule it had replaced.
     meta = dict(cfg=cfg.asdict(), window_ms=window_ms, hop_ms=hop_ms, pooling=POOLING_VERSION,
-                gate=GATE_VERSION.split("+")[0], encoder=ENCODER_STREAM, augs=[asdict(a) for a in augs], seed=seed,
-                dim=vector_dim(ENCODER_DIM))
+                gate=GATE_VERSION.split("+")[0], vad=VadConfig().asdict(), encoder=ENCODER_STREAM,
+                augs=[asdict(a) for a in augs], seed=seed, dim=vector_dim(ENCODER_DIM))
     h.update(json.dumps(meta, sort_keys=True).encode())
     # Each clip by its name and content, not its path and mtime: a corpus copied again (a fresh checkout of
     # ../shared, another mount point) is the same corpus, and its features (hours of CPU) stay valid.

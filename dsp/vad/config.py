@@ -34,16 +34,17 @@ class VadConfig:
       first frame is voiced (the extractor's f0: it starts inside a vowel) keeps its floor at min_level_db
       until its first unvoiced frame, at most voiced_start_ms (a hum is periodic too; 0 turns this off);
     * start of stream: the probabilities of the first start_hold_ms of a stream are held back and computed
-      together once that much has arrived. If the stream opened inside a voice (at least start_loud_voiced of
-      the held frames' loudest 40 % voiced, and their smoothed level spread over start_spread_db from its
-      minimum to its 90th percentile: syllables and the dips between them), the floor starts at the lowest
-      smoothed level of the held frames, the deepest dip between syllables, instead of learning the talker as
-      noise, and clear_below_db under it when the voice is clear (start_clear_voiced and start_clear_spread_db:
-      a talker's quiet ends of words lie under the dips between their syllables); otherwise the held frames go
-      through exactly as they would have one by one. Babble's loud frames
-      are seldom voiced (its talkers' pitches blur), so it keeps its floor. Final decisions then trail by
-      start_hold_ms at the start (never more than the lookahead after it), so the hold must not outlast the
-      first window a pipeline gates (0 turns this off);
+      together once that much has arrived. If the held frames hold a voice (at least start_loud_voiced of their
+      loudest 40 % voiced, and their smoothed level spread over start_spread_db from its minimum to its 90th
+      percentile: syllables and the dips between them), the floor starts at their lowest smoothed level, and
+      start_clear_below_db under it when the voice is clear (start_clear_voiced, start_clear_spread_db), since
+      a talker's quiet ends of words lie under the dips between its syllables. A stream that opens inside a
+      vowel then starts its floor at the deepest dip between syllables instead of learning the talker as
+      noise; one whose voice starts after some noise, at that noise, much as before. Otherwise the held frames
+      go through exactly as they would have one by one. Babble's loud frames are seldom voiced (its talkers'
+      pitches blur), so it keeps its floor. Final decisions then trail by start_hold_ms at the start (never
+      more than the lookahead after it), so the hold must not outlast the first window a pipeline gates (0
+      turns this off);
     * energy z-score: the SNR over the noise's own spread, the rms of the SNR in noise-like frames
       (within noise_near_db of the floor or noise_z_gate spreads of it; EMA of noise_var_ms;
       noise_var_min_db2 keeps it above zero). A steady noise has a small spread, so weak speech stands

@@ -112,7 +112,8 @@ class StreamingVad:
             if out_features is not None and len(self._held) > 1:
                 raise ValueError("out_features needs a push that releases its own frames (an earlier push was held)")
         feat = np.empty((n, _N_FEATURES), dtype=np.float64) if out_features is None else out_features
-        probs = [self._release_start(feat[:k])] if k else []
+        # The tuning features of held frames land in out_features only when this push held them all.
+        probs = [self._release_start(feat[:k] if len(self._held) == 1 else None)] if k else []
         probs.append(self._run(log_mel[k:], power[k:], voiced[k:], feat[k:]))
         return np.concatenate(probs).astype(np.float32)
 
@@ -131,7 +132,7 @@ class StreamingVad:
         if below is not None:
             j = int(np.argmin(level))
             self._state[[_FLOOR, _VAR_LEVEL, _MEAN_FLAT, _VAR_FLAT, _PRIMED]] = level[j] - below, 1.0, flat[j], 1.0, 1.0
-        if feat is None or feat.shape[0] != power.shape[0]:
+        if feat is None:
             feat = np.empty((power.shape[0], _N_FEATURES), dtype=np.float64)
         return self._run(log_mel, power, voiced, feat)
 

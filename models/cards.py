@@ -34,8 +34,9 @@ only**, with attribution to every corpus. {reads}The code is MIT."""
 
 def _limits(by_corpus: dict, *, emotion: bool) -> str:
     corpora = "; ".join(_CORPUS_TEXT[c] for c in _CORPUS_TEXT if c in by_corpus)
-    words = (" ASED's sentences 01-05 are each tied to one emotion, so part of its in-corpus score can come from "
-             "the words." if emotion and "ased" in by_corpus else "")
+    words = (" ASED's sentences 01-05 are each written for one emotion, so a model could score them by their words; "
+             "the report's row 'ased, words shared by every emotion' scores its sentences 06-07 alone, which "
+             "every emotion shares." if emotion and "ased" in by_corpus else "")
     return f"""## Intended use and limits
 Live, coarse, on-device indication of how a speaker sounds, for a person watching a timeline; not a decision
 tool. Trained on *acted* speech: {corpora}. Expect lower accuracy on spontaneous

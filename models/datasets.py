@@ -17,7 +17,7 @@ from collections import Counter
 from .labels import ASED_GENDER, ased_emotion, ravdess_emotion, ravdess_gender, ravdess_intensity, tess_emotion
 
 __all__ = ["Utterance", "iter_ravdess", "iter_tess", "iter_ased", "iter_baved", "load_corpora", "detect_corpus",
-           "CORPORA", "CORPUS_LANGUAGE"]
+           "words_tell_emotion", "CORPORA", "CORPUS_LANGUAGE"]
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg")
 _ASED_RE = re.compile(r"^([nfhsaNFHSA])(\d+)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
@@ -39,6 +39,13 @@ class Utterance:
     emotion: str | None
     intensity: str | None = None
     sentence: str | None = None    # ASED: sentences 01-05 are tied to one emotion each, 06-07 are not
+
+
+def words_tell_emotion(u: Utterance) -> bool:
+    """True where a clip's words were written for its emotion: ASED's sentences 01-05, a set per emotion, so
+    that a model could score them by their words. RAVDESS's two statements, TESS's carrier phrase and ASED's
+    sentences 06-07 are spoken in every emotion."""
+    return u.corpus == "ased" and u.sentence is not None and int(u.sentence) <= 5
 
 
 def _audio_files(root: Path, pattern: str) -> list[Path]:

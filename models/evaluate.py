@@ -218,16 +218,19 @@ def _full_probs(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     return full
 
 
-def summarise(cv: dict, utts, task: str, *, corpus: str | None = None, labels=None) -> dict:
+def summarise(cv: dict, utts, task: str, *, corpus: str | None = None, labels=None, clips=None) -> dict:
     """Clip-, window- and (when run) session-level scores of cross-validated predictions, optionally for one
-    corpus, and optionally over a subset of the labels (the classes a corpus shares with the training set:
-    probabilities of the other classes are dropped before the arg max)."""
+    corpus, optionally over a subset of the labels (the classes a corpus shares with the training set:
+    probabilities of the other classes are dropped before the arg max), and optionally over the clips where
+    clips (n_utts,) bool is True (a clip's windows and session decision go with it)."""
     n = len(TASK_LABELS[task])
     corp = np.array([u.corpus for u in utts])
     keep = np.arange(n) if labels is None else np.array([TASK_LABELS[task].index(c) for c in labels])
 
     def one(ids, true, probs):
         m = np.ones(len(ids), bool) if corpus is None else corp[ids] == corpus
+        if clips is not None:
+            m &= clips[ids]
         m &= np.isin(true, keep)
         if not m.any():
             return None

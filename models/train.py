@@ -324,9 +324,22 @@ def _split_results(cv: dict, utts, task: str, split: str, corpora) -> dict:
         sm = summarise(cv, utts, task, corpus=c, labels=labels)
         if sm:
             out[c] = dict(sm, labels=labels or list(TASK_LABELS[task]))
+        if task == "emotion" and (tied := _words_tell_emotion(utts, c)) is not None:
+            # The corpus's clips whose words are spoken in every emotion: a score the words cannot lift.
+            sm = summarise(cv, utts, task, corpus=c, labels=labels, clips=~tied)
+            if sm:
+                out[f"{c}, words shared by every emotion"] = dict(sm, labels=labels or list(TASK_LABELS[task]))
     if task == "gender":
         out["all"] = dict(summarise(cv, utts, task), labels=list(TASK_LABELS[task]))
     return out
+
+
+def _words_tell_emotion(utts, corpus: str) -> np.ndarray | None:
+    """(n_utts,) bool datasets.words_tell_emotion, or None when no clip of the corpus has such words."""
+    from .datasets import words_tell_emotion
+
+    tied = np.array([words_tell_emotion(u) for u in utts])
+    return tied if any(t and u.corpus == corpus for t, u in zip(tied, utts)) else None
 
 
 def _fold_scores(cv: dict, folds, task: str, utts) -> list:

@@ -12,7 +12,7 @@ import soundfile as sf
 from dsp.config import FeatureConfig
 from dsp.pooling import FEATURE_DIM, FEATURE_NAMES, OnlineNorm, window_vector
 from dsp.windows import clip_windows
-from models.datasets import Utterance, detect_corpus, load_corpora
+from models.datasets import Utterance, detect_corpus, load_corpora, words_tell_emotion
 from models.errors import ModelError
 from models.labels import EMOTIONS, GENDERS, ravdess_emotion, tess_emotion
 from models.onnx_model import OnnxClassifier, default_models
@@ -122,6 +122,8 @@ def test_ased_and_baved_loaders(tmp_path):
     assert by["S4-01-02-01-07"].emotion == "sad" and by["S4-01-02-01-07"].gender == "male"   # majority 02
     assert by["a5-06-01-01-03"].gender == "female" and by["a5-06-01-01-03"].speaker == "ased_03"
     assert by["n1-06-01-02-07"].sentence == "06"
+    assert [words_tell_emotion(by[k]) for k in ("S4-01-02-01-07", "n1-06-01-02-07", "12-f-21-3-2-401")] == [
+        True, False, False]   # ASED's sentences 01-05 were written for their emotion; BAVED has none
     assert by["12-f-21-3-2-401"].gender == "female" and by["12-f-21-3-2-401"].emotion is None
     assert by["7-m-20-0-0-12"].speaker == "baved_07" and by["7-m-20-0-0-12"].gender == "male"
     assert len(load_corpora([ased])) == 4 and len(load_corpora([baved])) == 2   # a corpus root directly
@@ -380,6 +382,26 @@ def test_speaker_folds_are_speaker_disjoint():
         assert {s for s in spk if s.startswith("ravdess")} == {f"ravdess_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)}
         for other in folds[k + 1:]:
             assert not spk & {utts[i].speaker for i in other.test}   # no speaker in two folds
+
+
+def test_summarise_scores_only_the_chosen_clips():
+    """evaluate's row of a corpus's clips whose words every emotion shares: the same predictions, fewer clips."""
+    from models.evaluate import summarise
+
+    utts = [Utterance(Path(f"c{k}"), "ased", "ased_01", "male", emo, sentence=sent)
+            for k, (emo, sent) in enumerate([("happy", "01"), ("sad", "02"), ("happy", "06"), ("sad", "07")])]
+    true = np.array([EMOTIONS.index(u.emotion) for u in utts])
+    probs = np.full((4, len(EMOTIONS)), 0.01)
+    probs[[0, 1], true[[0, 1]]] = 1.0      # right on the clips whose words name their emotion
+    probs[[2, 3], true[[1, 0]]] = 1.0      # wrong on the others
+    ids = np.arange(4)
+    cv = {"clip": ids, "clip_true": true, "clip_probs": probs, "win_clip": ids, "win_true": true, "win_probs": probs}
+    tied = np.array([words_tell_emotion(u) for u in utts])
+    assert summarise(cv, utts, "emotion", corpus="ased")["clip"]["ua"] == 0.5
+    assert summarise(cv, utts, "emotion", corpus="ased", clips=tied)["clip"]["ua"] == 1.0
+    shared = summarise(cv, utts, "emotion", corpus="ased", clips=~tied)
+    assert shared["clip"]["ua"] == 0.0 and shared["window"]["ua"] == 0.0
+    assert summarise(cv, utts, "emotion", corpus="ravdess", clips=~tied) == {}
 
 
 def test_arctic_speaker_to_gender_on_a_synthetic_sdist(tmp_path):

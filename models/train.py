@@ -312,8 +312,13 @@ def _session_runner(args, recipe):
 
 
 def _split_results(cv: dict, utts, task: str, split: str, corpora) -> dict:
+    from .datasets import words_tell_emotion
     from .evaluate import TASK_LABELS, summarise
 
+    # A corpus with clips whose words were written for their emotion is also scored without them: a score the
+    # words cannot lift.
+    tied = np.array([task == "emotion" and words_tell_emotion(u) for u in utts])
+    corp = np.array([u.corpus for u in utts])
     out = {}
     for c in corpora:
         labels = None
@@ -321,25 +326,14 @@ def _split_results(cv: dict, utts, task: str, split: str, corpora) -> dict:
             # Cross-corpus: score only the classes the held-out corpus shares with the training corpora.
             train = {u.emotion for u in utts if u.corpus != c and u.emotion}
             labels = [e for e in TASK_LABELS[task] if e in train and any(u.emotion == e for u in utts if u.corpus == c)]
-        sm = summarise(cv, utts, task, corpus=c, labels=labels)
-        if sm:
-            out[c] = dict(sm, labels=labels or list(TASK_LABELS[task]))
-        if task == "emotion" and (tied := _words_tell_emotion(utts, c)) is not None:
-            # The corpus's clips whose words are spoken in every emotion: a score the words cannot lift.
-            sm = summarise(cv, utts, task, corpus=c, labels=labels, clips=~tied)
-            if sm:
-                out[f"{c}, words shared by every emotion"] = dict(sm, labels=labels or list(TASK_LABELS[task]))
+        rows = {c: summarise(cv, utts, task, corpus=c, labels=labels)}
+        if (tied & (corp == c)).any():
+            rows[f"{c}, words shared by every emotion"] = summarise(cv, utts, task, corpus=c, labels=labels,
+                                                                    clips=~tied)
+        out.update({name: dict(sm, labels=labels or list(TASK_LABELS[task])) for name, sm in rows.items() if sm})
     if task == "gender":
         out["all"] = dict(summarise(cv, utts, task), labels=list(TASK_LABELS[task]))
     return out
-
-
-def _words_tell_emotion(utts, corpus: str) -> np.ndarray | None:
-    """(n_utts,) bool datasets.words_tell_emotion, or None when no clip of the corpus has such words."""
-    from .datasets import words_tell_emotion
-
-    tied = np.array([words_tell_emotion(u) for u in utts])
-    return tied if any(t and u.corpus == corpus for t, u in zip(tied, utts)) else None
 
 
 def _fold_scores(cv: dict, folds, task: str, utts) -> list:

@@ -71,8 +71,13 @@ class _SpeechLedger:
         """Speech frames in [lo, hi), clipped to what is decided and still stored."""
         cap = self._flags.shape[0]
         lo, hi = max(lo, self.decided - cap, 0), min(hi, self.decided)
-        # One vectorised gather instead of a Python loop over the window's ~150 frames at every hop.
-        return int(np.count_nonzero(self._flags[np.arange(lo, hi) % cap])) if hi > lo else 0
+        if hi <= lo:
+            return 0
+        # At most two slices of the ring (hi - lo <= cap): no index array built at every hop.
+        a, b = lo % cap, hi % cap
+        if a < b:
+            return int(np.count_nonzero(self._flags[a:b]))
+        return int(np.count_nonzero(self._flags[a:])) + int(np.count_nonzero(self._flags[:b]))
 
 
 class Pipeline:
@@ -292,7 +297,7 @@ class Pipeline:
         """RMS of the newest hop in dB re full scale (a full-scale square wave is 0 dBFS)."""
         hop = int(round(self.feature_config.sr * self.config.hop_ms / 1000))
         x = self._tail[-hop:]
-        return round(10.0 * math.log10(float(np.mean(x * x)) + 1e-12), 2)
+        return round(10.0 * math.log10(float(np.dot(x, x)) / x.shape[0] + 1e-12), 2)   # dot: no temporary
 
     def _descriptors(self, win: Window) -> dict:
         """Window summaries for the per-emotion comparison view: pitch, energy, mel centroid, MFCC profile."""
@@ -326,5 +331,8 @@ def _mel_centres_hz(n_mels: int, fmin: float, fmax: float) -> np.ndarray:
 
 def _pitch_hz(f0_hz: np.ndarray) -> float | None:
     """Median f0 of the voiced frames among f0_hz (the newest hop's, from the stream's voice analysis)."""
-    voiced = f0_hz[~np.isnan(f0_hz)]
-    return round(float(np.median(voiced)), 1) if voiced.size else None
+    voiced = sorted(float(f) for f in f0_hz if f == f)   # a hop's ~10 values: cheaper than np.median's overhead
+    n = len(voiced)
+    if not n:
+        return None
+    return round(voiced[n // 2] if n % 2 else 0.5 * (voiced[n // 2 - 1] + voiced[n // 2]), 1)

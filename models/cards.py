@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .encoder import ENCODER_DIM, ENCODER_LAYERS
+
 __all__ = ["write_cards"]
 
 # Each corpus as the cards describe it (intended use) and credit it (licence); a card lists the ones its model
@@ -166,5 +168,5 @@ def _input_text(recipe, task: str) -> str:
     if not recipe.uses_encoder(task):
         return f"its leading {stats} (the speech encoder's columns that follow are not read)"
     return (f"{stats}, then the mean and standard deviation over the window's loud frames of the speech encoder's "
-            "768 per-frame LSTM states (`models/encoder.onnx`, run on every 10 ms frame with its state carried "
-            "through the stream)")
+            f"{ENCODER_DIM} per-frame LSTM states (`models/encoder.onnx`, the first {ENCODER_LAYERS} layers of "
+            "resemblyzer's, run on every 10 ms frame with its state carried through the stream)")

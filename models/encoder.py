@@ -7,7 +7,8 @@ ENCODER_FLOOR_DB) is mapped to ENCODER_PEAK_DB, the peak frame energy of -30 dBF
 on RAVDESS and TESS. The LSTM state is carried from push to push: every frame is run once, whatever
 the block size, and the output equals one run over the whole stream.
 
-Output per frame: the hidden states of the three layers, (768,) float32. Their mean and spread over a
+Output per frame: the hidden states of the encoder's ENCODER_LAYERS layers (the first two of resemblyzer's
+three; models.convert says why), (512,) float32. Their mean and spread over a
 window's loud frames (dsp.pooling.window_vector, from Window.embed) are what the emotion and gender
 classifiers read beside the spectral statistics.
 """
@@ -19,10 +20,11 @@ import numpy as np
 
 from .errors import ModelError
 
-__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_DIM", "ENCODER_STREAM"]
+__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_LAYERS", "ENCODER_DIM", "ENCODER_STREAM"]
 
 DEFAULT_ENCODER = Path(__file__).with_name("encoder.onnx")
-ENCODER_DIM = 768
+ENCODER_LAYERS = 2
+ENCODER_DIM = 256 * ENCODER_LAYERS
 ENCODER_PEAK_DB = 0.8          # peak frame energy (sum of the 40 bands, dB) of speech at -30 dBFS
 ENCODER_FLOOR_DB = -45.0       # never amplify a frame by more than this much: noise stays noise
 ENCODER_RELEASE_DB_PER_S = 3.0
@@ -35,11 +37,12 @@ _BIN_SCALE = 400.0 / 512.0     # our 512-point FFT has 512/400 more bins per ban
 PAUSE_QUIET_DB = 20.0
 PAUSE_MS = 300.0
 # Names how a stream's states are computed (level follower, restart rule): featurised vectors are cached under it.
-ENCODER_STREAM = f"follower-{ENCODER_RELEASE_DB_PER_S:g}dBps+restart-{PAUSE_MS:g}ms-{PAUSE_QUIET_DB:g}dB"
+ENCODER_STREAM = (f"follower-{ENCODER_RELEASE_DB_PER_S:g}dBps+restart-{PAUSE_MS:g}ms-{PAUSE_QUIET_DB:g}dB"
+                  f"+layers-{ENCODER_LAYERS}")
 
 
 class StreamingEncoder:
-    """``push(enc_mel (40, n)) -> states (768, n) float32``; ``reset()`` starts a new stream."""
+    """``push(enc_mel (40, n)) -> states (ENCODER_DIM, n) float32``; ``reset()`` starts a new stream."""
 
     def __init__(self, path: str | Path = DEFAULT_ENCODER, *, threads: int = 1, frame_ms: float = 10.0,
                  restart_after_pause: bool = True):
@@ -59,6 +62,10 @@ class StreamingEncoder:
             raise ModelError(f"{path}: unexpected encoder inputs {names}")
         h = self._sess.get_inputs()[1].shape
         self._state_shape = (int(h[0]), int(h[1]))
+        if self._state_shape[0] * self._state_shape[1] != ENCODER_DIM:
+            raise ModelError(f"{path}: encoder states {self._state_shape[0]} x {self._state_shape[1]}, expected "
+                             f"{ENCODER_LAYERS} x {ENCODER_DIM // ENCODER_LAYERS} (rebuild it with "
+                             "`emotion-monitor convert-encoder`)")
         self.n_mels = int(self._sess.get_inputs()[0].shape[1])
         self.path = path
         self._release = ENCODER_RELEASE_DB_PER_S * frame_ms / 1000.0

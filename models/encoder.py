@@ -20,11 +20,12 @@ import numpy as np
 
 from .errors import ModelError
 
-__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_LAYERS", "ENCODER_DIM", "ENCODER_STREAM"]
+__all__ = ["StreamingEncoder", "DEFAULT_ENCODER", "ENCODER_HIDDEN", "ENCODER_LAYERS", "ENCODER_DIM", "ENCODER_STREAM"]
 
 DEFAULT_ENCODER = Path(__file__).with_name("encoder.onnx")
+ENCODER_HIDDEN = 256           # resemblyzer's LSTM width
 ENCODER_LAYERS = 2
-ENCODER_DIM = 256 * ENCODER_LAYERS
+ENCODER_DIM = ENCODER_HIDDEN * ENCODER_LAYERS
 ENCODER_PEAK_DB = 0.8          # peak frame energy (sum of the 40 bands, dB) of speech at -30 dBFS
 ENCODER_FLOOR_DB = -45.0       # never amplify a frame by more than this much: noise stays noise
 ENCODER_RELEASE_DB_PER_S = 3.0
@@ -64,7 +65,7 @@ class StreamingEncoder:
         self._state_shape = (int(h[0]), int(h[1]))
         if self._state_shape[0] * self._state_shape[1] != ENCODER_DIM:
             raise ModelError(f"{path}: encoder states {self._state_shape[0]} x {self._state_shape[1]}, expected "
-                             f"{ENCODER_LAYERS} x {ENCODER_DIM // ENCODER_LAYERS} (rebuild it with "
+                             f"{ENCODER_LAYERS} x {ENCODER_HIDDEN} (rebuild it with "
                              "`emotion-monitor convert-encoder`)")
         self.n_mels = int(self._sess.get_inputs()[0].shape[1])
         self.path = path

@@ -63,7 +63,7 @@ class StreamingEncoder:
             raise ModelError(f"{path}: unexpected encoder inputs {names}")
         h = self._sess.get_inputs()[1].shape
         self._state_shape = (int(h[0]), int(h[1]))
-        if self._state_shape[0] * self._state_shape[1] != ENCODER_DIM:
+        if self._state_shape != (ENCODER_LAYERS, ENCODER_HIDDEN):
             raise ModelError(f"{path}: encoder states {self._state_shape[0]} x {self._state_shape[1]}, expected "
                              f"{ENCODER_LAYERS} x {ENCODER_HIDDEN} (rebuild it with "
                              "`emotion-monitor convert-encoder`)")

@@ -29,11 +29,11 @@ import numpy as np
 
 from dsp.config import SAMPLE_RATE as SR  # the monitor's rate
 
-PIPELINE_STAGES = ("vad", "features", "encoder", "windowing", "pooling", "normalise", "emotion", "gender",
-                   "smoothing", "descriptors", "other")
+PIPELINE_STAGES = ("vad", "features", "encoder", "windowing", "pooling", "normalise", "spectrogram", "emotion",
+                   "gender", "smoothing", "descriptors", "other")
 # Stage -> key of the pipeline's timings_ms; the first four are per push (shared by that push's events).
 _EVENT_TIMINGS = {"features": "features", "vad": "vad", "encoder": "encoder", "windowing": "windows",
-                  "pooling": "pool", "normalise": "normalise", "emotion": "emotion", "gender": "gender",
+                  "pooling": "pool", "normalise": "normalise", "spectrogram": "spectrogram", "emotion": "emotion", "gender": "gender",
                   "smoothing": "smooth", "descriptors": "descriptors"}
 _PER_PUSH = ("features", "vad", "encoder", "windowing")
 

@@ -322,7 +322,7 @@ def _profile_pass(pipeline, frames: np.ndarray, *, rate: int) -> dict:
         t2 = clock()
         for e in events:
             encode(e.to_dict())
-            for k in ("pool", "normalise", "emotion", "gender", "smooth", "descriptors"):
+            for k in ("pool", "normalise", "spectrogram", "emotion", "gender", "smooth", "descriptors"):
                 window_stages[k] = window_stages.get(k, 0.0) + e.timings_ms.get(k, 0.0)
         t3 = clock()
         cost["resample"] += t1 - t0

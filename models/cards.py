@@ -118,7 +118,7 @@ Small window classifier of the voice emotion monitor: StandardScaler + {recipe.c
 (opset 17). Input `features` float32 [N, {recipe.dims_for(task)}]: `dsp.pooling.window_vector` of one analysis window
 (`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`: {_input_text(recipe, task)},
 {_norm_text(recipe, task)}.
-Output `probs` float32 [N, C], labels: {labels}. A clip's or a speech segment's score is the mean of its
+Output `probs` float32 [N, C], labels: {labels}.{_cnn_text(name, recipe, task)} A clip's or a speech segment's score is the mean of its
 speech windows' probabilities. Windows are gated by `dsp.gate.SpeechGate` (VAD speech in at least 30% of the
 window's frames, a pitch in at least 10% of its loud frames). Calibration (a temperature fitted on held-out
 speakers, and for emotion the "uncertain" threshold) and all other parameters are in the model's metadata_props.
@@ -136,6 +136,25 @@ model (the reaction-time benchmark uses their clips). Augmentations: {[a.__dict_
 {_licence(training["by_corpus"], encoder=recipe.uses_encoder(task))}
 """
     Path(out_dir, f"{name}.md").write_text(text)
+
+
+def _cnn_text(name: str, recipe, task: str) -> str:
+    if not recipe.uses_cnn(task):
+        return ""
+    c = recipe.cnn
+    return f"""
+
+**With a log-mel CNN** (`{name}-cnn.onnx`, named in this model's metadata; `models/cnn.py`): its input `spec`
+float32 [N, 64, 75] is the window's 64 log-mel bands averaged to 20 ms frames (`models.cnn.cnn_input`), every band
+normalised by the session's running mean and variance over its speech frames (`OnnxClassifier.spec_norm()`, an
+`OnlineNorm` with a prior of {recipe.norm_prior_count:g} windows). Four 3x3 conv layers (16, 32, 64, 64 channels,
+batch norm folded in, ReLU, 2x2 max-pooling after the first three), the mean and standard deviation over time of
+each band x channel map, one linear layer and a softmax: 67.6 K parameters. Trained with torch on at most
+{c.max_windows:,} evenly strided windows of the clean clips (no codec copies), {c.epochs} epochs, AdamW with a one-cycle
+schedule peaking at {c.peak_lr:g}, weight decay {c.weight_decay:g}, classes weighted by inverse frequency, label
+smoothing {c.label_smoothing:g}, dropout {c.dropout:g}, one band run (< {c.freq_mask}) and one frame run
+(< {c.time_mask}) masked per window. **The model's probabilities are the MLP's and the CNN's averaged with equal
+weights**, before calibration."""
 
 
 def _extra_sources(by_corpus: dict) -> str:

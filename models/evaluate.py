@@ -11,7 +11,7 @@ from .metrics import score
 from .recipe import FittedClassifier, NormPrior, Recipe, clip_probs, fit_classifier, online_normalise
 
 __all__ = ["Fold", "CvRun", "speaker_folds", "corpus_folds", "random_folds", "task_labels", "prepare_train",
-           "cross_validate", "cross_validate_many", "balance_weights", "in_language"]
+           "cross_validate", "cross_validate_many", "balance_weights", "in_language", "prepare_cnn", "fit_cnn_model"]
 
 TASK_LABELS = {"emotion": EMOTIONS, "gender": GENDERS}
 
@@ -113,6 +113,48 @@ def prepare_train(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: 
     return x, y_clip[fs.clip[rows]], prior
 
 
+def prepare_cnn(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: Recipe, *, seed: int):
+    """The CNN's training set from rows of fs: the labelled rows of augmentation 0 (the CNN is trained without
+    the codec copies), evenly strided to at most recipe.cnn.max_windows, every speaker's spectrograms normalised
+    as one live session. -> (spec (n, B, T) float32, y (n,), (band mean, band std) of the training frames)"""
+    from .cnn import band_prior
+
+    if fs.spec is None:
+        raise ValueError("the recipe has a CNN, but the features hold no spectrograms (featurize(spec=True))")
+    rows = rows[(fs.aug[rows] == 0) & (y_clip[fs.clip[rows]] >= 0)]
+    rows = rows[:: max(1, -(-len(rows) // recipe.cnn.max_windows))]
+    spec = fs.spec[rows].astype(np.float32)
+    mean, std = band_prior(spec)
+    z = online_normalise(spec, fs.clip[rows], _speaker_ids(fs.utts), mean, prior_count=recipe.norm_prior_count,
+                         rng=np.random.default_rng(seed), prior_std=std)
+    return z, y_clip[fs.clip[rows]], (mean, std)
+
+
+def fit_cnn_model(fs: FeatureSet, rows: np.ndarray, y_clip: np.ndarray, recipe: Recipe, *, task: str, seed: int,
+                  threads: int = 1, progress=None):
+    """Train the recipe's CNN on rows of fs -> (models.cnn.CnnModel, weights, normalised training spectrograms)."""
+    from .cnn import CnnModel, build_onnx, fit_cnn
+
+    z, y, (mean, std) = prepare_cnn(fs, rows, y_clip, recipe, seed=seed)
+    weights = fit_cnn(z, y, n_classes=len(TASK_LABELS[task]), prior_mean=mean, prior_std=std, recipe=recipe.cnn,
+                      seed=seed, threads=threads, progress=progress)
+    norm = {"mode": "speaker_meanvar", "prior_count": recipe.norm_prior_count,
+            "prior_mean": [round(float(v), 6) for v in mean], "prior_std": [float(f"{v:.7g}") for v in std]}
+    model = CnnModel(build_onnx(weights, metadata={"labels": list(TASK_LABELS[task]), "normalisation": norm}))
+    return model, weights, z
+
+
+def _cnn_probs(model, fs: FeatureSet, rows: np.ndarray, *, seed: int) -> np.ndarray:
+    """The CNN's probabilities on test rows of fs (augmentation 0), each speaker normalised as one session in the
+    same clip order as the MLP's (the same seed)."""
+    norm = model.normalisation
+    spec = fs.spec[rows].astype(np.float32)
+    z = online_normalise(spec, fs.clip[rows], _speaker_ids(fs.utts), np.asarray(norm["prior_mean"]),
+                         prior_count=float(norm["prior_count"]), rng=np.random.default_rng(seed),
+                         prior_std=np.asarray(norm["prior_std"]))
+    return np.concatenate([model.predict_proba(z[k:k + 2048]) for k in range(0, len(z), 2048)])
+
+
 def _test_matrix(fs: FeatureSet, rows: np.ndarray, prior, recipe: Recipe, *, seed: int, task: str) -> np.ndarray:
     x = fs.x[rows, : recipe.dims_for(task)]
     if prior is None:
@@ -154,12 +196,19 @@ def _fold_job(job: tuple[int, int]) -> dict | None:
     model = fit_classifier(x, y, recipe, task=task, seed=seed,
                            sample_weight=balance_weights(y) if task == "gender" else None)
     wp = _full_probs(model, _test_matrix(fs, test_rows, prior, recipe, seed=seed + fi, task=task), len(TASK_LABELS[task]))
+    cnn = None
+    if recipe.uses_cnn(task):
+        from .cnn import fuse
+
+        cnn = fit_cnn_model(fs, train_rows, y_clip, recipe, task=task, seed=seed + fi)[0]
+        # seed + fi + 7: the clip order _test_matrix's sessions had
+        wp = fuse(wp, _cnn_probs(cnn, fs, test_rows, seed=seed + fi + 7))
     ids, cp = clip_probs(wp, fs.clip[test_rows])
     out = {"clip": ids, "clip_true": y_clip[ids], "clip_probs": cp, "win_clip": fs.clip[test_rows],
            "win_true": y_clip[fs.clip[test_rows]], "win_probs": wp, "fold": np.full(len(ids), fi)}
     if run.session is not None:
         fitted = FittedClassifier(model, TASK_LABELS[task], prior=prior, prior_count=recipe.norm_prior_count,
-                                  feature_dim=recipe.dims_for(task))
+                                  feature_dim=recipe.dims_for(task), cnn=cnn)
         sid, sp, _n, variants = run.session(fs.utts, np.unique(fs.clip[test_rows]), fitted, task=task, seed=seed + fi)
         out.update(sess_clip=sid, sess_true=y_clip[sid], sess_probs=sp)
         # Adaptations measured on the same session stream (e.g. "prior-corrected"), reported beside it.

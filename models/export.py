@@ -75,18 +75,21 @@ def _rename_output(onx) -> None:
 
 def model_metadata(*, labels, window_ms: float, hop_ms: float, normalisation: dict, training: dict,
                    recipe: dict, config: FeatureConfig = FeatureConfig(), gate: str, card: dict,
-                   calibration: dict | None = None, encoder: str | None = DEFAULT_ENCODER.name) -> dict:
+                   calibration: dict | None = None, encoder: str | None = DEFAULT_ENCODER.name,
+                   cnn: str | None = None) -> dict:
     """The metadata_props every shipped model carries (values JSON or plain strings).
 
     card: name, summary, licence, version, date (shown on the page and by `emotion-monitor models`);
     calibration: {"temperature": T, "uncertain_below": p} (see models.calibration); encoder: the speech encoder
-    file (next to the model) whose states the model reads, or None for the spectral statistics alone."""
+    file (next to the model) whose states the model reads, or None for the spectral statistics alone; cnn: the
+    log-mel CNN file (next to the model) whose probabilities are averaged with the model's, or None."""
     missing = {"name", "summary", "licence", "version", "date"} - set(card)
     if missing:
         raise ValueError(f"model card lacks {sorted(missing)}")
     return {"labels": json.dumps(list(labels)), "feature_config": json.dumps(config.asdict()),
             "window_ms": f"{window_ms:g}", "hop_ms": f"{hop_ms:g}", "pooling_version": POOLING_VERSION,
             "feature_dim": str(vector_dim(ENCODER_DIM if encoder else 0)), **({"encoder": encoder} if encoder else {}),
+            **({"cnn": cnn} if cnn else {}),
             "normalisation": json.dumps(normalisation), "gate": gate, "training_data": json.dumps(training),
             "recipe": json.dumps(recipe), "opset": str(OPSET), "calibration": json.dumps(calibration or {}),
             **{k: str(v) for k, v in card.items()}}

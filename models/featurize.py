@@ -6,6 +6,7 @@ keyed by every parameter that changes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -167,13 +168,16 @@ def _job(args) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Window vectors of many clips. x (N, D) float32; clip (N,) int index into utts; aug (N,) int index into augs."""
+    """Window vectors of many clips. x (N, D) float32; clip (N,) int index into utts; aug (N,) int index into augs.
+    spec: None, or (n0, CNN_BANDS, CNN_FRAMES) float16, the CNN input (models.cnn.cnn_input) of rows 0..n0-1, the
+    rows of augmentation 0 (they come first); zeros for clips without an emotion label (the CNN reads emotion)."""
 
     x: np.ndarray
     clip: np.ndarray
     aug: np.ndarray
     utts: tuple[Utterance, ...]
     augs: tuple[Augment, ...]
+    spec: np.ndarray | None = None
 
 
 def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
@@ -195,25 +199,70 @@ def _cache_key(utts, augs, cfg, window_ms, hop_ms, seed) -> str:
 
 def featurize(utts: Sequence[Utterance], *, augs: Sequence[Augment] = (Augment(),), config: FeatureConfig = FeatureConfig(),
               window_ms: float = 2000.0, hop_ms: float = 100.0, seed: int = 0, cache_dir: Path | None = None,
-              n_jobs: int = 2, progress: bool = True) -> FeatureSet:
+              n_jobs: int = 2, progress: bool = True, spec: bool = False) -> FeatureSet:
     """Featurise every clip under every augmentation (both cores), with an on-disk cache per augmentation
-    (so that tasks sharing an augmentation, and later runs adding one, compute it once)."""
+    (so that tasks sharing an augmentation, and later runs adding one, compute it once). spec: also the CNN's
+    spectrograms of the first augmentation's windows (it must be the identity; FeatureSet.spec)."""
     utts, augs = tuple(utts), tuple(augs)
+    if spec and not augs[0].is_identity:
+        raise ValueError("spectrograms are made for the first augmentation, which must be the identity")
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    xs, clips, aug_ids = [], [], []
+    xs, clips, aug_ids, specs = [], [], [], None
     for ai, aug in enumerate(augs):
         parts = []
         for lo, hi in _groups(utts):   # the corpora and the extra voices are cached apart
             x, clip = _featurize_one(utts[lo:hi], aug, config=config, window_ms=window_ms, hop_ms=hop_ms,
                                      seed=seed, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
-            parts.append((x, clip + lo))
+            s = None
+            if spec and ai == 0:
+                s = _spectrograms(utts[lo:hi], clip, config=config, window_ms=window_ms, hop_ms=hop_ms, seed=seed,
+                                  cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+            parts.append((x, clip + lo, s))
         x, clip = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         keep = SPEECH_GATE.voiced(x)
+        if spec and ai == 0:
+            specs = np.concatenate([p[2] for p in parts])[keep]
         x, clip = x[keep], clip[keep]
         xs.append(x)
         clips.append(clip)
         aug_ids.append(np.full(x.shape[0], ai, np.int16))
-    return FeatureSet(np.concatenate(xs), np.concatenate(clips), np.concatenate(aug_ids), utts, augs)
+    return FeatureSet(np.concatenate(xs), np.concatenate(clips), np.concatenate(aug_ids), utts, augs, specs)
+
+
+def _spec_job(args) -> np.ndarray:
+    """One clip's CNN spectrograms, for every window the gate's VAD rule passes (as _job's vectors); zeros of the
+    vector cache's count for a clip the CNN never reads."""
+    from .cnn import CNN_BANDS, CNN_FRAMES, cnn_input
+
+    path, needed, count, cfg, window_ms, hop_ms = args
+    if not needed:
+        return np.zeros((count, CNN_BANDS, CNN_FRAMES), np.float16)
+    y = load_audio(path, sr=cfg.sr)
+    # The encoder does not decide which windows pass (the VAD does): skip it, the spectrograms do not read it.
+    wins = speech_windows(y, config=dataclasses.replace(cfg, encoder_mels=0), window_ms=window_ms, hop_ms=hop_ms)
+    out = np.stack([cnn_input(w.log_mel) for w in wins]) if wins else np.zeros((0, CNN_BANDS, CNN_FRAMES))
+    if out.shape[0] != count:
+        raise RuntimeError(f"{path}: {out.shape[0]} spectrogram windows against {count} feature windows")
+    return out.astype(np.float16)
+
+
+def _spectrograms(utts, clip: np.ndarray, *, config, window_ms, hop_ms, seed, cache_dir: Path, n_jobs,
+                  progress) -> np.ndarray:
+    """(rows of the vector cache, CNN_BANDS, CNN_FRAMES) float16, cached beside the vectors."""
+    from .cnn import CNN_BANDS, CNN_FRAMES
+
+    key = _cache_key(utts, (Augment(),), config, window_ms, hop_ms, seed)
+    path = cache_dir / f"spec_{key}_{CNN_BANDS}x{CNN_FRAMES}.npz"
+    if path.exists():
+        return np.load(path)["spec"]
+    counts = np.bincount(clip, minlength=len(utts))
+    jobs = [(u.path, u.emotion is not None, int(n), config, window_ms, hop_ms) for u, n in zip(utts, counts)]
+    spec = np.concatenate(_run_jobs(jobs, n_jobs=n_jobs, progress=progress, label="spectrograms", fn=_spec_job))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, spec=spec)
+    tmp.replace(path)
+    return spec
 
 
 def _groups(utts) -> list[tuple[int, int]]:
@@ -252,7 +301,7 @@ def _aug_label(aug: Augment) -> str:
     return ", ".join(f"{k}={v}" for k, v in asdict(aug).items() if v not in (None, 0.0, False))
 
 
-def _run_jobs(jobs, *, n_jobs: int, progress: bool, label: str) -> list[np.ndarray]:
+def _run_jobs(jobs, *, n_jobs: int, progress: bool, label: str, fn=_job) -> list[np.ndarray]:
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=False) as bar:
@@ -260,13 +309,13 @@ def _run_jobs(jobs, *, n_jobs: int, progress: bool, label: str) -> list[np.ndarr
         if n_jobs <= 1:
             out = []
             for j in jobs:
-                out.append(_job(j))
+                out.append(fn(j))
                 bar.advance(task)
             return out
         # spawn-free fork context: workers inherit the imported numba kernels.
         with get_context("fork").Pool(n_jobs) as pool:
             out = []
-            for r in pool.imap(_job, jobs, chunksize=16):
+            for r in pool.imap(fn, jobs, chunksize=16):
                 out.append(r)
                 bar.advance(task)
             return out

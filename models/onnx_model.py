@@ -68,6 +68,14 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} expects pooling v{self.metadata['pooling_version']} with "
                              f"{self.feature_dim} features; dsp.pooling is v{POOLING_VERSION} with {want}")
         self.calibration = json.loads(self.metadata.get("calibration", "{}"))
+        # The log-mel CNN averaged with this model (models.cnn), a file next to it named in its metadata.
+        self.cnn = None
+        if self.metadata.get("cnn"):
+            from .cnn import CnnModel
+
+            self.cnn = CnnModel(self.path.parent / self.metadata["cnn"], threads=self.intra_op_threads)
+            if self.cnn.labels != self.labels:
+                raise ModelError(f"{self.cnn.path}: labels {self.cnn.labels} differ from {self.path}'s {self.labels}")
 
     def _read_metadata(self) -> dict[str, str]:
         try:
@@ -129,15 +137,24 @@ class OnnxClassifier:
         if isinstance(c, int) and c != len(self.labels):
             raise ModelError(f"{self.path}: output width {c} differs from {len(self.labels)} labels")
 
-    def predict_proba(self, x) -> np.ndarray:
-        """x: (n, D) or (D,) -> (n, C) float32 probabilities (rows sum to 1)."""
+    def predict_proba(self, x, spec=None) -> np.ndarray:
+        """x: (n, D) or (D,) -> (n, C) float32 probabilities (rows sum to 1). spec: the windows' session-normalised
+        spectrograms (n, CNN_BANDS, CNN_FRAMES) for a model with a CNN: its probabilities are averaged in."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self.feature_dim:
             raise ValueError(f"features must be (n, {self.feature_dim}) or ({self.feature_dim},), got {x.shape}")
         (p,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x)})
-        return p
+        if spec is None:
+            return p
+        from .cnn import fuse_with_cnn
+
+        return fuse_with_cnn(self.cnn, p, spec)
+
+    def spec_norm(self):
+        """A fresh dsp.pooling.OnlineNorm for the CNN's spectrogram frames, or None for a model without a CNN."""
+        return None if self.cnn is None else self.cnn.online_norm()
 
     def online_norm(self):
         """A fresh dsp.pooling.OnlineNorm for this model's normalisation, or None if it uses none."""

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .cnn import CnnRecipe, fuse_with_cnn
 from .featurize import Augment
 
 __all__ = ["Recipe", "NormPrior", "online_normalise", "fit_classifier", "clip_probs"]
@@ -46,6 +47,12 @@ class Recipe:
     # training speakers rather than their voices' gender (speaker folds: TESS 0.51, ASED 0.90, the telephone
     # prompts 0.75 balanced accuracy, against 0.99 on TESS for the 220 statistics alone).
     gender_encoder: bool = False
+    # The emotion models average their MLP's probabilities with a log-mel CNN's (models.cnn; README, Accuracy).
+    # None: the MLP alone.
+    cnn: CnnRecipe | None = CnnRecipe()
+
+    def uses_cnn(self, task: str) -> bool:
+        return task == "emotion" and self.cnn is not None
 
     def uses_encoder(self, task: str) -> bool:
         return self.gender_encoder if task == "gender" else True
@@ -93,6 +100,11 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
     Each speaker's clips are visited in a random order, windows in time order; every window is normalised
     with the statistics of the windows seen so far in that session, itself included (update, then transform).
     x (N, D), clip (N,) clip ids, speaker_of_clip (n_clips,) -> (N, D) float32.
+
+    x (N, D, T), a window of T frames each (the CNN's spectrograms): every frame of a window is normalised with
+    the statistics of the frames seen so far, the window's own included, with a prior of prior_count windows
+    (prior_count * T frames): what OnlineNorm does live when it is updated with a window's frames, then
+    transforms them.
     """
     from dsp.pooling import shrunk_normalise
 
@@ -108,12 +120,22 @@ def online_normalise(x: np.ndarray, clip: np.ndarray, speaker_of_clip: np.ndarra
         # stable sort keeps the time order of windows inside a clip
         order = idx[np.argsort(rank[clip[idx]], kind="stable")]
         xs = x[order].astype(np.float64)
+        frames = 1 if x.ndim == 2 else x.shape[2]
+        sums, sq = (xs, xs * xs) if x.ndim == 2 else (xs.sum(axis=2), (xs * xs).sum(axis=2))
         # Row i is normalised with the sums of rows 0..i (update, then transform).
+        shape = (-1, 1) if x.ndim == 2 else (-1, 1, 1)
         out[order] = shrunk_normalise(
-            xs, total=np.cumsum(xs, axis=0), total_sq=None if sd is None else np.cumsum(xs * xs, axis=0),
-            n=np.arange(1, len(order) + 1)[:, None], prior_mean=mu, prior_count=prior_count, prior_std=sd,
+            xs, total=_frames_axis(np.cumsum(sums, axis=0), x.ndim),
+            total_sq=None if sd is None else _frames_axis(np.cumsum(sq, axis=0), x.ndim),
+            n=(frames * np.arange(1, len(order) + 1)).reshape(shape), prior_mean=_frames_axis(mu, x.ndim),
+            prior_count=prior_count * frames, prior_std=None if sd is None else _frames_axis(sd, x.ndim),
         ).astype(np.float32)
     return out
+
+
+def _frames_axis(a: np.ndarray, ndim: int) -> np.ndarray:
+    """Per-feature statistics broadcast over a window's frames when x is (N, D, T)."""
+    return a if ndim == 2 else a[..., None]
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, recipe: Recipe, *, task: str, seed: int, sample_weight=None):
@@ -169,21 +191,27 @@ class FittedClassifier:
     Used to run a cross-validation fold's model through the real pipeline (session-mode evaluation)."""
 
     def __init__(self, model, labels, *, prior: NormPrior | None = None, prior_count: float = 20.0, calibration=None,
-                 encoder_path=None, feature_dim: int | None = None):
+                 encoder_path=None, feature_dim: int | None = None, cnn=None):
         self.model, self.labels = model, tuple(labels)
+        self.cnn = cnn   # models.cnn.CnnModel whose probabilities are averaged with the MLP's, or None
         self.feature_dim = feature_dim
         self.prior, self.prior_count = prior, prior_count
         self.calibration = dict(calibration or {})
         self.encoder_path = encoder_path
 
-    def predict_proba(self, x) -> np.ndarray:
+    def predict_proba(self, x, spec=None) -> np.ndarray:
+        """x (n, D) -> (n, C); with spec (n, B, T), the session-normalised spectrograms, fused with the CNN's."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float32))
         full = np.zeros((x.shape[0], len(self.labels)), np.float32)
         if len(self.model.classes_) == 1:   # a one-class training set: sklearn still returns two columns
             full[:, self.model.classes_[0]] = 1.0
         else:
             full[:, self.model.classes_] = self.model.predict_proba(x)
-        return full
+        return full if spec is None else fuse_with_cnn(self.cnn, full, spec)
+
+    def spec_norm(self):
+        """A fresh OnlineNorm for the CNN's spectrogram frames, or None without a CNN."""
+        return None if self.cnn is None else self.cnn.online_norm()
 
     def online_norm(self):
         from dsp.pooling import OnlineNorm

@@ -35,6 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/...)")
     p.add_argument("--voices", nargs="*", type=Path, default=[],
                    help="extra gender-only voice dirs made by fetch-voices")
+    p.add_argument("--no-cnn", action="store_true",
+                   help="emotion models without the log-mel CNN beside the MLP (faster; the MLP alone)")
 
 
 def register(subparsers) -> None:
@@ -65,6 +67,8 @@ def _recipe(args):
 
     r = Recipe()
     changes = {k: v for k, v in (("window_ms", args.window_ms), ("hop_ms", args.hop_ms)) if v is not None}
+    if getattr(args, "no_cnn", False):
+        changes["cnn"] = None
     return dataclasses.replace(r, **changes)
 
 
@@ -81,7 +85,7 @@ def _features(utts, recipe, args, task):
     from .featurize import featurize
 
     return featurize(utts, augs=recipe.augs_for(task), window_ms=recipe.window_ms, hop_ms=recipe.hop_ms, seed=args.seed,
-                     cache_dir=args.cache_dir)
+                     cache_dir=args.cache_dir, spec=recipe.uses_cnn(task))
 
 
 def _summary(utts) -> dict:
@@ -150,6 +154,7 @@ def _train_one(name: str, task: str, language: str, fs, held: np.ndarray, recipe
     sw = balance_weights(y) if task == "gender" else None
     model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
     used = [u for u, lab, k in zip(fs.utts, y_clip, keep) if lab >= 0 and k]
+    cnn_name = _train_cnn(name, task, fs, rows, y_clip, recipe, args) if recipe.uses_cnn(task) else None
     norm = {"mode": recipe.norm_for(task)}
     if prior is not None:
         norm.update(prior_count=recipe.norm_prior_count, prior_mean=[round(float(v), 6) for v in prior.mean])
@@ -162,15 +167,42 @@ def _train_one(name: str, task: str, language: str, fs, held: np.ndarray, recipe
                           gate=f"{GATE_VERSION}: dsp.gate.SpeechGate, VAD speech in >= "
                                f"{SPEECH_GATE.min_fraction:g} of the window's frames and a pitch in >= "
                                f"{SPEECH_GATE.min_voiced_fraction:g} of its loud frames",
-                          card=model_card(name, used, report),
+                          card=model_card(name, used, report, cnn=recipe.uses_cnn(task)),
                           calibration=_shipped_calibration(report, name),
-                          encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None)
+                          encoder=DEFAULT_ENCODER.name if recipe.uses_encoder(task) else None, cnn=cnn_name)
     onx = to_onnx(model, labels=TASK_LABELS[task], n_features=recipe.dims_for(task), metadata=meta)
     path = args.out / f"{name}.onnx"
     save_onnx(onx, path)
     _check_parity(path, model, x[:256])
     print(f"{name}: {len(x)} windows, {path} ({path.stat().st_size / 1e3:.0f} kB, {time.time() - t1:.0f} s)")
     return _summary(used)
+
+
+def _train_cnn(name: str, task: str, fs, rows: np.ndarray, y_clip: np.ndarray, recipe, args) -> str:
+    """Fit the model's log-mel CNN (models.cnn) on both cores, write <name>-cnn.onnx and check it against the
+    numpy reference; -> the file's name (the MLP's metadata names it)."""
+    from rich.progress import Progress
+
+    from .cnn import CnnModel, build_onnx, reference_forward
+    from .evaluate import fit_cnn_model
+    from .export import save_onnx
+
+    t0 = time.time()
+    with Progress() as bar:
+        job = bar.add_task(f"{name} CNN epochs", total=recipe.cnn.epochs)
+        model, weights, z = fit_cnn_model(fs, rows, y_clip, recipe, task=task, seed=args.seed, threads=2,
+                                          progress=lambda epoch, loss: bar.update(job, advance=1,
+                                                                                  description=f"{name} CNN loss {loss:.3f}"))
+    onx = build_onnx(weights, metadata={"labels": list(model.labels), "normalisation": model.normalisation,
+                                        "recipe": dataclasses.asdict(recipe.cnn), "seed": str(args.seed)})
+    path = args.out / f"{name}-cnn.onnx"
+    save_onnx(onx, path)
+    got = CnnModel(path).predict_proba(z[:64])
+    err = float(np.abs(got - reference_forward(weights, z[:64])).max())
+    if err > 1e-4:
+        raise ModelError(f"{path}: ONNX output differs from the numpy reference by {err:.2e}")
+    print(f"{name} CNN: {len(z)} windows, {path} ({path.stat().st_size / 1e3:.0f} kB, {time.time() - t0:.0f} s)")
+    return path.name
 
 
 def _place_encoder(out: Path) -> None:
@@ -194,7 +226,7 @@ def _shipped_calibration(report: dict | None, name: str) -> dict:
     return {k: cal[k] for k in keep if k in cal}
 
 
-def model_card(name: str, used, report: dict | None) -> dict:
+def model_card(name: str, used, report: dict | None, *, cnn: bool = False) -> dict:
     """The short card every model carries in its metadata (shown on the page and by `emotion-monitor models`)."""
     corpora = sorted({u.corpus for u in used})
     ua = {}
@@ -209,7 +241,8 @@ def model_card(name: str, used, report: dict | None) -> dict:
     return {"name": f"voice-emotion-monitor {name}", "version": f"{date.today():%Y.%m.%d}",
             "date": f"{date.today():%Y-%m-%d}",
             "summary": f"{what}; MLP on pooled spectral and voice statistics"
-                       f"{' and speech-encoder states' if emotion else ''} of 1.5 s windows; "
+                       f"{' and speech-encoder states' if emotion else ''} of 1.5 s windows"
+                       f"{', averaged with a log-mel CNN' if cnn else ''}; "
                        f"trained on {', '.join(corpora)}; speaker-independent UA (session mode) {ua or 'not evaluated'}",
             "licence": "weights non-commercial: RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0, ASED and BAVED "
                        "research use only; speech encoder resemblyzer Apache-2.0; code MIT",

@@ -20,6 +20,7 @@ from dsp.vad import VAD_BACKENDS, VadConfig, make_vad
 from dsp.windows import FrameWindower, Window
 
 from models.calibration import apply_temperature
+from models.cnn import cnn_input
 
 from .errors import ConfigError
 from .events import PredictionEvent
@@ -85,7 +86,8 @@ class Pipeline:
 
     Each event's ``timings_ms`` is the pipeline's own per-stage cost (the hook benchmarks read): per push,
     shared by the push's events, "features" (high-pass + extractor), "vad", "encoder", "windows"; per window,
-    "pool", "normalise", "emotion", "gender", "smooth" and "descriptors" (the latter five on speech only).
+    "pool", "normalise", "emotion", "gender", "smooth" and "descriptors" (the latter five on speech only); for an
+    emotion model with a log-mel CNN also "spectrogram" (its input and normalisation), and "emotion" includes the CNN.
 
     The classifiers are objects with ``labels`` and ``predict_proba((n, D)) -> (n, C)``
     (models.onnx_model.OnnxClassifier in the product). encoder: the speech encoder whose per-frame states the
@@ -125,6 +127,9 @@ class Pipeline:
         # Per-session (speaker) normalisation, when a model was trained with it: running statistics over this
         # session's speech windows, updated then applied, exactly as models.recipe.online_normalise trains it.
         self._norms = tuple(getattr(m, "online_norm", lambda: None)() for m in (emotion_model, gender_model))
+        # An emotion model with a log-mel CNN (models.cnn) also reads the window's spectrogram, its bands normalised
+        # by the session's running statistics in the same way (models.recipe.online_normalise replays it).
+        self._spec_norm = getattr(emotion_model, "spec_norm", lambda: None)()
         self._dims = tuple(getattr(m, "feature_dim", None) for m in (emotion_model, gender_model))
         # Newest samples: the level is the RMS of the last hop.
         self._tail = np.zeros(int(round(feature_config.sr * config.hop_ms / 1000)), dtype=np.float32)
@@ -132,7 +137,7 @@ class Pipeline:
 
     def reset(self) -> None:
         for part in (self._hp, self._fx, self._vad, self._win, self._ledger, self._emo, self._label, self._gender,
-                     *[p for p in (self.encoder, *self._norms) if p is not None]):
+                     *[p for p in (self.encoder, *self._norms, self._spec_norm) if p is not None]):
             part.reset()
         self._tail[:] = 0.0
         self.samples_in = 0
@@ -269,7 +274,11 @@ class Pipeline:
         # Each model reads the leading columns it was trained on (gender: the 220 statistics without the encoder).
         x_emo, x_gen = (self._normalise(vector[:dim], norm) for dim, norm in zip(self._dims, self._norms))
         t1 = time.perf_counter()
-        p_emo = apply_temperature(self.emotion_model.predict_proba(x_emo)[0], self._temperature)
+        spec = None if self._spec_norm is None else self._normalise(cnn_input(win.log_mel).T, self._spec_norm)[0].T
+        ts = time.perf_counter()
+        p_emo = (self.emotion_model.predict_proba(x_emo) if spec is None
+                 else self.emotion_model.predict_proba(x_emo, spec=spec[None]))
+        p_emo = apply_temperature(p_emo[0], self._temperature)
         t2 = time.perf_counter()
         p_gen = self.gender_model.predict_proba(x_gen)[0]
         t3 = time.perf_counter()
@@ -277,8 +286,10 @@ class Pipeline:
         label = self._label.update(smooth, win.t_end)
         g = self._gender.update(p_gen)
         t4 = time.perf_counter()
-        timings.update(normalise=(t1 - t0) * 1e3, emotion=(t2 - t1) * 1e3, gender=(t3 - t2) * 1e3,
+        timings.update(normalise=(t1 - t0) * 1e3, emotion=(t2 - ts) * 1e3, gender=(t3 - t2) * 1e3,
                        smooth=(t4 - t3) * 1e3)
+        if spec is not None:
+            timings["spectrogram"] = (ts - t1) * 1e3
 
         def named(labels, p):
             return {k: round(float(v), 5) for k, v in zip(labels, p)}
@@ -288,10 +299,11 @@ class Pipeline:
 
     @staticmethod
     def _normalise(x: np.ndarray, norm) -> np.ndarray:
+        """x (D,) -> (1, D) normalised; x (T, D), a window's frames -> (1, T, D)."""
         if norm is None:
-            return x[None, :]
+            return x[None]
         norm.update(x)
-        return norm.transform(x)[None, :]
+        return norm.transform(x)[None]
 
     def _level_dbfs(self) -> float:
         """RMS of the newest hop in dB re full scale (a full-scale square wave is 0 dBFS)."""

@@ -25,13 +25,16 @@ class _Recorder:
         self.model, self.labels, self.rows = model, model.labels, []
         self.calibration = getattr(model, "calibration", {})
 
-    def predict_proba(self, x):
-        p = self.model.predict_proba(x)
+    def predict_proba(self, x, spec=None):
+        p = self.model.predict_proba(x) if spec is None else self.model.predict_proba(x, spec=spec)
         self.rows.append(np.asarray(p[0], np.float64))
         return p
 
     def online_norm(self):
         return self.model.online_norm()
+
+    def spec_norm(self):
+        return getattr(self.model, "spec_norm", lambda: None)()
 
 
 class _Uniform:

@@ -40,8 +40,8 @@ def test_bench_json_has_the_documented_keys_and_types(bench):
         assert isinstance(res[key], NUMBER) and res[key] > 0, key
     assert _stats(res["hop_latency_ms"]) and _stats(res["e2e_latency_ms"])
     assert res["hop_latency_ms"]["p50"] <= res["hop_latency_ms"]["p95"] <= res["hop_latency_ms"]["p99"]
-    assert set(res["stages_ms"]) == {"vad", "features", "encoder", "windowing", "pooling", "normalise", "emotion",
-                                     "gender", "smoothing", "descriptors", "other", "encode_broadcast"}
+    assert set(res["stages_ms"]) == {"vad", "features", "encoder", "windowing", "pooling", "normalise", "spectrogram",
+                                     "emotion", "gender", "smoothing", "descriptors", "other", "encode_broadcast"}
     for name, st in res["stages_ms"].items():
         assert _stats(st, ("median", "p95", "p99", "max")), name
     r = res["reaction_s"]

@@ -21,7 +21,7 @@ CARD = {"name": "test-emotion-model", "summary": "7 emotions; a test card", "lic
 
 
 def _models_with_card(tmp_path: Path) -> tuple[Path, Path]:
-    """Copies of the shipped models (and their encoder, if they read one); the emotion copy carries CARD."""
+    """Copies of the shipped models (and the encoder and CNN files they name); the emotion copy carries CARD."""
     import onnx
 
     from models.onnx_model import OnnxClassifier, default_models
@@ -29,9 +29,10 @@ def _models_with_card(tmp_path: Path) -> tuple[Path, Path]:
     shipped = default_models()
     out = {}
     for task, path in shipped.items():
-        encoder = OnnxClassifier(path).metadata.get("encoder")
-        if encoder and not (tmp_path / encoder).exists():
-            shutil.copyfile(path.parent / encoder, tmp_path / encoder)
+        meta = OnnxClassifier(path).metadata
+        for companion in (meta.get("encoder"), meta.get("cnn")):
+            if companion and not (tmp_path / companion).exists():
+                shutil.copyfile(path.parent / companion, tmp_path / companion)
         model = onnx.load(str(path))
         if task == "emotion":
             keep = [p for p in model.metadata_props if p.key not in CARD]

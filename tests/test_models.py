@@ -316,7 +316,7 @@ def test_per_language_cross_validation_trains_and_tests_on_its_language():
     x[:, :3] = rng.standard_normal((len(clip), 3))
     x[:, 0] += np.where(sad != amharic, 1.5, -1.5)      # the cue flips sign in the Amharic clips
     fs = FeatureSet(x=x, clip=clip, aug=np.zeros(len(clip), np.int64), utts=tuple(utts), augs=(Augment(),))
-    recipe = Recipe(classifier="logreg", train_stride=1, norm="none")
+    recipe = Recipe(classifier="logreg", train_stride=1, norm="none", cnn=None)
     folds = speaker_folds(utts)
     en, mixed = cross_validate_many([CvRun(fs, "emotion", folds, language="en"), CvRun(fs, "emotion", folds)],
                                     recipe, seed=0, n_jobs=1)

@@ -86,9 +86,9 @@ class _Counting:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def predict_proba(self, x):
+    def predict_proba(self, x, **spec):
         self.calls += 1
-        return self.model.predict_proba(x)
+        return self.model.predict_proba(x, **spec)
 
 
 def test_warm_up_reaches_the_speech_stages_and_leaves_no_trace(models, speech):

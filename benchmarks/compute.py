@@ -33,8 +33,8 @@ PIPELINE_STAGES = ("vad", "features", "encoder", "windowing", "pooling", "normal
                    "gender", "smoothing", "descriptors", "other")
 # Stage -> key of the pipeline's timings_ms; the first four are per push (shared by that push's events).
 _EVENT_TIMINGS = {"features": "features", "vad": "vad", "encoder": "encoder", "windowing": "windows",
-                  "pooling": "pool", "normalise": "normalise", "spectrogram": "spectrogram", "emotion": "emotion", "gender": "gender",
-                  "smoothing": "smooth", "descriptors": "descriptors"}
+                  "pooling": "pool", "normalise": "normalise", "spectrogram": "spectrogram", "emotion": "emotion",
+                  "gender": "gender", "smoothing": "smooth", "descriptors": "descriptors"}
 _PER_PUSH = ("features", "vad", "encoder", "windowing")
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp.config import FeatureConfig
+
 from .errors import ModelError
 
-__all__ = ["CNN_BANDS", "CNN_FRAMES", "CNN_WEIGHT", "CNN_INPUT", "CnnModel", "cnn_input", "fuse", "fuse_with_cnn", "band_prior",
-           "reference_forward", "build_onnx", "fit_cnn", "CnnRecipe"]
+__all__ = ["CHANNELS", "CNN_BANDS", "CNN_FRAMES", "CNN_WEIGHT", "CNN_INPUT", "CnnModel", "CnnRecipe", "cnn_input",
+           "fuse", "fuse_with_cnn", "band_prior", "reference_forward", "build_onnx", "weights_of", "fit_cnn"]
 
-CNN_BANDS = 64          # FeatureConfig().n_mels
+CNN_BANDS = FeatureConfig().n_mels   # the window's log-mel bands, as the extractor computes them
 CNN_FRAMES = 75         # 20 ms frames of a 1.5 s window: half the cost of 10 ms frames
 CHANNELS = (16, 32, 64, 64)
 POOLED = 3              # layers followed by 2x2 max-pooling
@@ -156,7 +158,8 @@ def build_onnx(weights: dict, *, metadata: dict | None = None):
                               producer_name="voice-emotion-monitor", doc_string="log-mel CNN (models.cnn)")
     model.ir_version = 8   # what onnxruntime 1.17+ reads
     for k, v in (metadata or {}).items():
-        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v if isinstance(v, str) else json.dumps(v)))
+        text = v if isinstance(v, str) else json.dumps(v)
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=text))
     onnx.checker.check_model(model)
     return model
 

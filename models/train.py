@@ -190,9 +190,12 @@ def _train_cnn(name: str, task: str, fs, rows: np.ndarray, y_clip: np.ndarray, r
     t0 = time.time()
     with Progress() as bar:
         job = bar.add_task(f"{name} CNN epochs", total=recipe.cnn.epochs)
+
+        def epoch_done(epoch: int, loss: float) -> None:
+            bar.update(job, advance=1, description=f"{name} CNN, loss {loss:.3f}")
+
         model, weights, z = fit_cnn_model(fs, rows, y_clip, recipe, task=task, seed=args.seed, threads=2,
-                                          progress=lambda epoch, loss: bar.update(job, advance=1,
-                                                                                  description=f"{name} CNN loss {loss:.3f}"))
+                                          progress=epoch_done)
     onx = build_onnx(weights, metadata={"labels": list(model.labels), "normalisation": model.normalisation,
                                         "recipe": dataclasses.asdict(recipe.cnn), "seed": str(args.seed)})
     path = args.out / f"{name}-cnn.onnx"

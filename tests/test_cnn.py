@@ -187,7 +187,8 @@ def test_cross_validation_trains_the_cnn_and_averages_it_in():
     folds = speaker_folds(utts)
     base = Recipe(classifier="logreg", train_stride=1, norm="none", cnn=None)
     with_cnn = Recipe(classifier="logreg", train_stride=1, norm="none", cnn=CnnRecipe(epochs=4, batch=32))
-    alone, fused = (cross_validate_many([CvRun(fs, "emotion", folds)], r, seed=0, n_jobs=1)[0] for r in (base, with_cnn))
+    alone, fused = (cross_validate_many([CvRun(fs, "emotion", folds)], r, seed=0, n_jobs=1)[0]
+                    for r in (base, with_cnn))
 
     def accuracy(cv):
         return float(np.mean(cv["clip_probs"].argmax(1) == cv["clip_true"]))

@@ -118,10 +118,10 @@ Small window classifier of the voice emotion monitor: StandardScaler + {recipe.c
 (opset 17). Input `features` float32 [N, {recipe.dims_for(task)}]: `dsp.pooling.window_vector` of one analysis window
 (`window_ms`={recipe.window_ms:g}, `hop_ms`={recipe.hop_ms:g}) from `dsp.windows`: {_input_text(recipe, task)},
 {_norm_text(recipe, task)}.
-Output `probs` float32 [N, C], labels: {labels}.{_cnn_text(name, recipe, task)} A clip's or a speech segment's score is the mean of its
+Output `probs` float32 [N, C], labels: {labels}. A clip's or a speech segment's score is the mean of its
 speech windows' probabilities. Windows are gated by `dsp.gate.SpeechGate` (VAD speech in at least 30% of the
 window's frames, a pitch in at least 10% of its loud frames). Calibration (a temperature fitted on held-out
-speakers, and for emotion the "uncertain" threshold) and all other parameters are in the model's metadata_props.
+speakers, and for emotion the "uncertain" threshold) and all other parameters are in the model's metadata_props.{_cnn_text(name, recipe, task)}
 
 ## Training data
 {training['clips']} clips from {training['speakers']} speakers: {training['by_corpus']}; voices {training['by_gender']}.

@@ -23,7 +23,8 @@ from dsp.config import FeatureConfig
 from .errors import ModelError
 
 __all__ = ["CHANNELS", "CNN_BANDS", "CNN_FRAMES", "CNN_WEIGHT", "CNN_INPUT", "CnnModel", "CnnRecipe", "cnn_input",
-           "fuse", "fuse_with_cnn", "band_prior", "reference_forward", "build_onnx", "weights_of", "fit_cnn"]
+           "fuse", "fuse_with_cnn", "band_prior", "reference_forward", "build_onnx", "weights_of", "fit_cnn",
+           "torch_net", "folded_weights"]
 
 CNN_BANDS = FeatureConfig().n_mels   # the window's log-mel bands, as the extractor computes them
 CNN_FRAMES = 75         # 20 ms frames of a 1.5 s window: half the cost of 10 ms frames
@@ -177,27 +178,18 @@ class CnnModel:
     """The CNN in onnxruntime (one thread), from a file or a ModelProto, with the normalisation it was
     trained with. predict_proba(spec (n, B, T)) -> (n, C); online_norm() -> a fresh OnlineNorm over frames."""
 
-    def __init__(self, source, *, labels=None, normalisation: dict | None = None, threads: int = 1):
-        import onnxruntime as ort
+    def __init__(self, source, *, threads: int = 1):
+        from .onnx_model import cpu_session
 
         self.path = Path(source) if isinstance(source, (str, Path)) else None
-        if self.path is not None:
-            if not self.path.is_file():
-                raise ModelError(f"CNN model file not found: {self.path}")
-            data = self.path.read_bytes()
-        else:
-            data = source.SerializeToString()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
-        try:
-            self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"cannot load CNN model {self.path or '(in memory)'}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
+        if self.path is not None and not self.path.is_file():
+            raise ModelError(f"CNN model file not found: {self.path}")
+        self.session = cpu_session(self.path if self.path is not None else source.SerializeToString(),
+                                   threads=threads, what="CNN model")
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         try:
-            self.labels = tuple(labels if labels is not None else json.loads(meta["labels"]))
-            self.normalisation = normalisation if normalisation is not None else json.loads(meta["normalisation"])
+            self.labels = tuple(json.loads(meta["labels"]))
+            self.normalisation = json.loads(meta["normalisation"])
             self._prior_mean = np.asarray(self.normalisation["prior_mean"], np.float64)
             self._prior_std = np.asarray(self.normalisation["prior_std"], np.float64)
             self._prior_count = float(self.normalisation["prior_count"])
@@ -241,7 +233,9 @@ class CnnRecipe:
     time_mask: int = 10
 
 
-def _torch_net(n_classes: int, dropout: float):
+def torch_net(n_classes: int, dropout: float = CnnRecipe.dropout):
+    """The network in torch (train mode after construction), as fit_cnn trains it."""
+    import torch
     import torch.nn as nn
 
     class Net(nn.Module):
@@ -259,19 +253,14 @@ def _torch_net(n_classes: int, dropout: float):
 
         def forward(self, x):
             h = self.body(x.unsqueeze(1)).flatten(1, 2)           # (N, C * B', T')
-            return self.fc(self.drop(_cat_mean_std(h)))
+            return self.fc(self.drop(torch.cat([h.mean(-1), h.std(-1)], 1)))
 
     return Net()
 
 
-def _cat_mean_std(h):
-    import torch
-
-    return torch.cat([h.mean(-1), h.std(-1)], 1)
-
-
-def _folded_weights(net, mean: np.ndarray, std: np.ndarray) -> dict:
-    """Batch norm folded into the preceding convolution (eval mode: running statistics)."""
+def folded_weights(net, mean: np.ndarray, std: np.ndarray) -> dict:
+    """The weights dict of a torch_net (eval mode: batch norm's running statistics folded into the preceding
+    convolution), with the input standardisation mean, std (B,)."""
     convs = [m for m in net.body if m.__class__.__name__ == "Conv2d"]
     norms = [m for m in net.body if m.__class__.__name__ == "BatchNorm2d"]
     w = {"in.mean": mean.astype(np.float32), "in.std": std.astype(np.float32)}
@@ -298,7 +287,7 @@ def fit_cnn(spec: np.ndarray, y: np.ndarray, *, n_classes: int, prior_mean: np.n
     try:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        net = _torch_net(n_classes, recipe.dropout)
+        net = torch_net(n_classes, recipe.dropout)
         x = torch.from_numpy(((spec - prior_mean[None, :, None]) / prior_std[None, :, None]).astype(np.float32))
         yt = torch.from_numpy(np.asarray(y, np.int64))
         counts = np.bincount(y, minlength=n_classes).astype(np.float64)
@@ -323,7 +312,7 @@ def fit_cnn(spec: np.ndarray, y: np.ndarray, *, n_classes: int, prior_mean: np.n
             if progress is not None:
                 progress(epoch, total / len(y))
         net.eval()
-        return _folded_weights(net, prior_mean, prior_std)
+        return folded_weights(net, prior_mean, prior_std)
     finally:
         torch.set_num_threads(old_threads)
 

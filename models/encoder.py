@@ -50,14 +50,9 @@ class StreamingEncoder:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"speech encoder not found: {path} (build it with `emotion-monitor convert-encoder`)")
-        import onnxruntime as ort
+        from .onnx_model import cpu_session
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        try:
-            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for corrupt files
-            raise ModelError(f"cannot load speech encoder {path}: {exc}") from None
+        self._sess = cpu_session(path, threads=threads, what="speech encoder")
         names = [i.name for i in self._sess.get_inputs()]
         if names != ["mel", "h0", "c0"]:
             raise ModelError(f"{path}: unexpected encoder inputs {names}")

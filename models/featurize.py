@@ -251,6 +251,8 @@ def _spectrograms(utts, clip: np.ndarray, *, config, window_ms, hop_ms, seed, ca
     """(rows of the vector cache, CNN_BANDS, CNN_FRAMES) float16, cached beside the vectors."""
     from .cnn import CNN_BANDS, CNN_FRAMES
 
+    if not any(u.emotion is not None for u in utts):   # e.g. the extra voices: nothing to compute or cache
+        return np.zeros((len(clip), CNN_BANDS, CNN_FRAMES), np.float16)
     key = _cache_key(utts, (Augment(),), config, window_ms, hop_ms, seed)
     path = cache_dir / f"spec_{key}_{CNN_BANDS}x{CNN_FRAMES}.npz"
     if path.exists():

@@ -11,13 +11,28 @@ from dsp.config import FeatureConfig
 from .errors import ModelError
 from .labels import EMOTION_MODELS
 
-__all__ = ["OnnxClassifier", "default_models", "INPUT_NAME", "OUTPUT_NAME", "REQUIRED_METADATA"]
+__all__ = ["OnnxClassifier", "cpu_session", "default_models", "INPUT_NAME", "OUTPUT_NAME", "REQUIRED_METADATA"]
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "probs"
 REQUIRED_METADATA = ("labels", "feature_config", "window_ms", "hop_ms", "pooling_version", "feature_dim",
                      "normalisation")
 _HERE = Path(__file__).resolve().parent
+
+
+def cpu_session(source, *, threads: int = 1, what: str = "ONNX model"):
+    """An onnxruntime CPU session of a file (path) or serialised model (bytes) with `threads` intra-op threads;
+    a file onnxruntime refuses is a one-line ModelError naming `what`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
+    name = source if isinstance(source, bytes) else str(source)
+    try:
+        return ort.InferenceSession(name, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for corrupt files
+        where = "(in memory)" if isinstance(source, bytes) else source
+        raise ModelError(f"cannot load {what} {where}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def default_models() -> dict[str, Path]:
@@ -103,15 +118,7 @@ class OnnxClassifier:
         return meta
 
     def _new_session(self):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.intra_op_threads
-        opts.inter_op_num_threads = 1
-        try:
-            return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"cannot load ONNX model {self.path}: {str(exc).splitlines()[0][:200]}") from None
+        return cpu_session(self.path, threads=self.intra_op_threads, what="ONNX model")
 
     @property
     def session(self):

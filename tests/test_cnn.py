@@ -90,6 +90,33 @@ def _toy(rng, n):
     return spec, y
 
 
+def test_folded_batch_norm_gives_torchs_output():
+    """The weights dict of a torch network in eval mode (batch norm folded into the convolutions) reproduces
+    torch's probabilities in the numpy reference and in the ONNX graph."""
+    import torch
+
+    from models.cnn import folded_weights, torch_net
+
+    torch.manual_seed(0)
+    net = torch_net(7)
+    for m in net.body:   # batch norm statistics away from their identity start, or folding them proves nothing
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    rng = np.random.default_rng(7)
+    spec = rng.normal(-40, 8, (4, CNN_BANDS, CNN_FRAMES)).astype(np.float32)
+    mean, std = band_prior(spec)
+    with torch.no_grad():
+        want = torch.softmax(net(torch.from_numpy(((spec - mean[None, :, None]) / std[None, :, None])
+                                                  .astype(np.float32))), 1).numpy()
+    w = folded_weights(net, mean, std)
+    assert np.abs(reference_forward(w, spec) - want).max() < 1e-5
+    assert np.abs(_model(w).predict_proba(spec) - want).max() < 1e-5
+
+
 def test_torch_training_learns_and_exports_what_it_learnt():
     rng = np.random.default_rng(3)
     spec, y = _toy(rng, 192)

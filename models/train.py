@@ -151,6 +151,10 @@ def _train_one(name: str, task: str, language: str, fs, held: np.ndarray, recipe
     rows = np.flatnonzero(keep[fs.clip])
     y_clip = task_labels(fs.utts, task)
     x, y, prior = prepare_train(fs, rows, y_clip, recipe, seed=args.seed, norm=recipe.norm_for(task), task=task)
+    missing = [lab for k, lab in enumerate(TASK_LABELS[task]) if not np.any(y == k)]
+    if missing:   # a shipped model has an output per label: it cannot learn one it never heard
+        raise ModelError(f"{name}: no speech windows labelled {', '.join(missing)} in the training data "
+                         f"(--data); every {task} label needs some")
     sw = balance_weights(y) if task == "gender" else None
     model = fit_classifier(x, y, recipe, task=task, seed=args.seed, sample_weight=sw)
     used = [u for u, lab, k in zip(fs.utts, y_clip, keep) if lab >= 0 and k]

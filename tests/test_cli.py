@@ -90,6 +90,15 @@ def test_bad_input_is_one_line_error(args, needle):
     assert out.returncode == 1 and one_line_error(out.stderr) and needle in out.stderr
 
 
+def test_training_data_without_a_label_is_one_line_error(tmp_path):
+    """The fixture clips hold four of the seven emotions: train must say which are missing, not fail inside
+    the ONNX export with a traceback."""
+    out = cli("train", "--data", str(ROOT / "tests/data"), "--out", str(tmp_path / "m"), "--cache-dir",
+              str(tmp_path / "cache"), timeout=300)
+    assert out.returncode == 1 and one_line_error(out.stderr), out.stderr[-2000:]
+    assert "no speech windows labelled" in out.stderr and "disgust" in out.stderr
+
+
 def test_language_picks_the_emotion_model(clip):
     """--language en loads the English emotion model (its card says so) and analyses a file with it."""
     shown = {lang: cli("models", "--language", lang) for lang in ("any", "en")}

@@ -66,7 +66,7 @@ def run_bench(opts: BenchOptions, *, console=None) -> dict:
 
     console = console or Console(stderr=True)
     if not Path(opts.data_dir).is_dir():
-        raise FileNotFoundError(f"corpus root not found: {opts.data_dir} (give it with --data)")
+        raise BenchError(f"corpus root not found: {opts.data_dir} (give it with --data)")
     t_run, load_at_start = time.monotonic(), loadavg()
     res: dict = {"benchmark": "emotion-monitor bench", "version": 1,
                  "command": ("emotion-monitor bench " + _command_args(opts)).strip()}

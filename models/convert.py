@@ -214,6 +214,12 @@ def convert_encoder(out: Path, *, wheel: Path | None = None) -> Path:
     lstm_reference on random input."""
     import onnx
 
+    from .train import output_dir
+
+    out = Path(out)
+    if wheel is not None and not Path(wheel).is_file():
+        raise ModelError(f"wheel not found: {wheel}")
+    output_dir(out.parent)   # before the download: a folder that cannot be written fails first
     with tempfile.TemporaryDirectory() as tmp:
         wheel = _fetch_wheel(Path(tmp)) if wheel is None else Path(wheel)
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -229,8 +235,10 @@ def convert_encoder(out: Path, *, wheel: Path | None = None) -> Path:
             "input": "40 Slaney mel bands (power) of a 25 ms Hann frame every 10 ms at 16 kHz, "
                      "level-normalised (models.encoder)"}
     model = build_encoder_onnx(weights, metadata=meta)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
+    try:
+        onnx.save(model, str(out))
+    except OSError as exc:
+        raise ModelError(f"cannot write {out}: {exc.strerror or exc}") from None
     check_encoder_parity(out, weights)
     return out
 

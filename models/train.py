@@ -20,7 +20,7 @@ import numpy as np
 from .datasets import load_corpora
 from .errors import ModelError
 
-__all__ = ["register", "run_train", "run_evaluate", "main", "SHIPPED_HOLDOUT"]
+__all__ = ["register", "run_train", "run_evaluate", "main", "output_dir", "SHIPPED_HOLDOUT"]
 
 # Held out of the shipped models: the lead's reaction-time benchmark plays these actors' clips.
 SHIPPED_HOLDOUT = ("ravdess_19", "ravdess_20")
@@ -67,18 +67,43 @@ def _recipe(args):
 
     r = Recipe()
     changes = {k: v for k, v in (("window_ms", args.window_ms), ("hop_ms", args.hop_ms)) if v is not None}
+    window, hop = changes.get("window_ms", r.window_ms), changes.get("hop_ms", r.hop_ms)
+    if not 10.0 <= hop <= window:
+        raise ModelError(f"need 10 ms <= --hop-ms <= --window-ms (one 10 ms frame at least), got window {window:g} "
+                         f"ms, hop {hop:g} ms")
     if getattr(args, "no_cnn", False):
         changes["cnn"] = None
     return dataclasses.replace(r, **changes)
 
 
 def _load(args):
-    utts = load_corpora(args.data)
-    if args.voices:
-        from .voices import load_voices
+    from .voices import load_voices
 
-        utts += load_voices(args.voices)
-    return utts
+    try:
+        return load_corpora(args.data) + (load_voices(args.voices) if args.voices else [])
+    except (FileNotFoundError, ValueError) as exc:   # a missing folder, or one without any clip the loaders know
+        raise ModelError(str(exc)) from None
+
+
+def _read_json(path: Path, what: str):
+    """A JSON file the user named (--report, --experiments): unreadable or malformed is a one-line error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ModelError(f"{what} {path} is not valid JSON ({exc})") from None
+
+
+def output_dir(path: Path) -> Path:
+    """Create the output folder now, before hours of work are spent on what could not be written."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ModelError(f"cannot create the output folder {path}: a file of that name exists")
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the output folder {path}: {exc.strerror or exc}") from None
+    return Path(path)
 
 
 def _features(utts, recipe, args, task):
@@ -103,8 +128,8 @@ def run_train(args) -> int:
     # not held out.
     utts = _load(args)
     held = np.array([u.speaker in set(args.holdout) for u in utts])
-    _place_encoder(args.out)
-    report = json.loads(args.report.read_text()) if args.report else None
+    report = _read_json(args.report, "report") if args.report else None
+    _place_encoder(output_dir(args.out))
     summaries = {}
     for task in ("emotion", "gender"):
         t1 = time.time()
@@ -286,6 +311,8 @@ def run_evaluate(args) -> int:
     t0 = time.time()
     recipe = _recipe(args)
     utts = _load(args)
+    experiments = _read_json(args.experiments, "experiments file") if args.experiments else None
+    output_dir(args.out)
     session = None if args.no_session else _session_runner(args, recipe)
     report = {"recipe": _recipe_json(recipe), "seed": args.seed, "n_clips": len(utts),
               "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "data": _summary(utts), "tasks": {}}
@@ -317,9 +344,8 @@ def run_evaluate(args) -> int:
             res["folds"] = _fold_scores(cv, folds, task, utts)
             res["calibration"] = _calibration(cv, task)
     report["seconds"] = round(time.time() - t0, 1)
-    if args.experiments:
-        report["experiments"] = json.loads(Path(args.experiments).read_text())
-    args.out.mkdir(parents=True, exist_ok=True)
+    if experiments is not None:
+        report["experiments"] = experiments
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     from .report import render_html
 

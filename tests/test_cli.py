@@ -84,6 +84,21 @@ def test_file_jsonl_and_csv_agree(clip, tmp_path):
     (["predict", "x.wav", "--emotion-model", "/nonexistent/model.onnx"], "model"),
     (["file", "README.md"], "README.md"),
     (["models", "--language", "en", "--emotion-model", "/tmp/any.onnx"], "--language or --emotion-model"),
+    # The training commands and the benchmark: bad arguments are caught before any work starts.
+    (["train", "--data", "/nonexistent/corpora", "--out", "/tmp/unused"], "corpus dir not found"),
+    (["evaluate", "--data", "dsp", "--out", "/tmp/unused"], "no RAVDESS"),
+    (["train", "--data", "tests/data", "--out", "/tmp/unused", "--voices", "/nonexistent/v"], "voices dir not found"),
+    (["train", "--data", "tests/data", "--out", "/tmp/unused", "--report", "README.md"], "not valid JSON"),
+    (["train", "--data", "tests/data", "--out", "/tmp/unused", "--report", "/nonexistent.json"], "cannot read report"),
+    (["evaluate", "--data", "tests/data", "--out", "/tmp/unused", "--experiments", "README.md"], "not valid JSON"),
+    (["train", "--data", "tests/data", "--out", "/tmp/unused", "--window-ms", "0"], "--hop-ms <= --window-ms"),
+    (["evaluate", "--data", "tests/data", "--out", "/tmp/unused", "--hop-ms", "2000"], "--hop-ms <= --window-ms"),
+    (["train", "--data", "tests/data", "--out", "README.md/models"], "output folder README.md"),
+    (["evaluate", "--data", "tests/data", "--out", "README.md"], "a file of that name exists"),
+    (["fetch-voices", "--out", "README.md/voices"], "output folder README.md"),
+    (["convert-encoder", "--out", "README.md/encoder.onnx"], "output folder README.md"),
+    (["convert-encoder", "--out", "/tmp/unused/encoder.onnx", "--wheel", "/nonexistent.whl"], "wheel not found"),
+    (["bench", "--data", "/nonexistent/corpora"], "corpus root not found"),
 ])
 def test_bad_input_is_one_line_error(args, needle):
     out = cli(*args)

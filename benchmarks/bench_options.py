@@ -33,18 +33,18 @@ class BenchOptions:
 
     def __post_init__(self):
         if not self.seconds >= 1.0:
-            raise ValueError(f"--seconds must be at least 1, got {self.seconds}")
+            raise BenchError(f"--seconds must be at least 1, got {self.seconds}")
         from models.labels import LANGUAGES
 
         if self.language not in LANGUAGES:
-            raise ValueError(f"--language must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
+            raise BenchError(f"--language must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
         if self.e2e not in ("auto", "vmic", "file"):
-            raise ValueError(f"--e2e must be auto, vmic or file, got {self.e2e!r}")
+            raise BenchError(f"--e2e must be auto, vmic or file, got {self.e2e!r}")
         if not all(1 <= n <= 5000 for n in self.viewers):
-            raise ValueError(f"--viewers counts must be 1..5000, got {self.viewers}")
+            raise BenchError(f"--viewers counts must be 1..5000, got {self.viewers}")
         for name in ("clips_per_actor", "min_hops", "baseline_windows", "baseline_hops"):
             if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")
+                raise BenchError(f"{name} must be at least 2, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,9 @@ def test_bench_language_picks_the_emotion_model_and_is_checked():
     from benchmarks.cli import options
 
     assert options(build_parser().parse_args(["bench", "--language", "en"])).language == "en"
-    with pytest.raises(ValueError, match="--language must be one of any, en"):
+    from benchmarks.bench_options import BenchError
+
+    with pytest.raises(BenchError, match="--language must be one of any, en"):
         BenchOptions(language="xx")
     bad = subprocess.run([sys.executable, "-m", "benchmarks", "--language", "xx"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)

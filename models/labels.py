@@ -8,7 +8,7 @@ EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "dis
 GENDERS: tuple[str, ...] = ("female", "male")
 
 # The emotion model per speaker language: "any" is trained on every corpus (English and Amharic), "en" on the
-# English ones alone, which the Amharic corpus then no longer pulls away from English voices (README, Accuracy).
+# English ones alone, which the Amharic corpus then no longer pulls away from English voices (models/HISTORY.md).
 # The values name the shipped files (models/<name>.onnx) and the tasks of evaluate's report.
 EMOTION_MODELS: dict[str, str] = {"any": "emotion", "en": "emotion-en"}
 LANGUAGES: tuple[str, ...] = tuple(EMOTION_MODELS)

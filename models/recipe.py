@@ -47,7 +47,7 @@ class Recipe:
     # training speakers rather than their voices' gender (speaker folds: TESS 0.51, ASED 0.90, the telephone
     # prompts 0.75 balanced accuracy, against 0.99 on TESS for the 220 statistics alone).
     gender_encoder: bool = False
-    # The emotion models average their MLP's probabilities with a log-mel CNN's (models.cnn; README, Accuracy).
+    # The emotion models average their MLP's probabilities with a log-mel CNN's (models.cnn; models/HISTORY.md).
     # None: the MLP alone.
     cnn: CnnRecipe | None = CnnRecipe()
 

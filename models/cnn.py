@@ -221,8 +221,8 @@ class CnnRecipe:
     epochs. The windows are evenly strided to at most max_windows, which bounds a fit's cost whatever the corpora:
     an epoch costs about 3.2 ms of one core per window, so a fit about 10 min, and `evaluate` makes 12 of them.
     24,000 windows (about every 4th of a fold's 90,000-115,000) for 8 epochs cost what 12,000 for 15 did, and
-    twice the distinct windows lifted TESS by about 0.03 session UA in both emotion models and the English
-    model's RAVDESS by 0.008 (models/HISTORY.md)."""
+    twice the distinct windows lifted the English model's RAVDESS session UA by 0.008 with both seeds tried
+    (models/HISTORY.md)."""
 
     max_windows: int = 24_000
     epochs: int = 8

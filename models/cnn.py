@@ -220,7 +220,7 @@ class CnnRecipe:
     """How the CNN is trained: the experiment's recipe (models/HISTORY.md) but for the number of windows and
     epochs. The windows are evenly strided to at most max_windows, which bounds a fit's cost whatever the corpora:
     an epoch costs about 3.2 ms of one core per window, so a fit about 10 min, and `evaluate` makes 12 of them.
-    24,000 windows (about every 4th of a fold's 90,000-115,000) for 8 epochs cost what 12,000 for 15 did, and
+    24,000 windows (every 4th or 5th of a fold's 90,000-115,000) for 8 epochs cost about what 12,000 for 15 did, and
     twice the distinct windows lifted the English model's RAVDESS session UA by 0.008 with both seeds tried
     (models/HISTORY.md)."""
 
